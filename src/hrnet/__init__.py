@@ -1,0 +1,20 @@
+"""hrnet: High-Resolution Networks for pose, segmentation, detection and classification.
+
+One backbone (``hrnet.models.backbone``) serves every task; ``create_model`` builds any named
+configuration, ``load_weights`` reads official / timm / mmpose / mmseg checkpoints strictly.
+"""
+
+from hrnet.models.complexity import model_complexity
+from hrnet.models.weights import load_weights, read_state_dict, save_weights
+from hrnet.models.zoo import create_model, list_models
+
+__version__ = "0.1.0"
+__all__ = [
+    "create_model",
+    "list_models",
+    "load_weights",
+    "read_state_dict",
+    "save_weights",
+    "model_complexity",
+    "__version__",
+]

@@ -1,0 +1,96 @@
+"""The `hrnet` command line: model verbs here, task verbs in each task's ``cli`` module.
+
+Each task package exposes ``add_subcommands(parser)``; it adds its own verbs (train / eval / predict)
+and binds each to a function ``f(args) -> int`` through ``set_defaults(func=...)``. Keeping the verbs
+next to the task code means the CLI and the Python API of a task are written side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+# task name on the command line -> module that defines ``add_subcommands``
+_TASKS = {
+    "pose": ("hrnet.pose.cli", "human pose estimation (HRNetV1)"),
+    "seg": ("hrnet.segmentation.cli", "semantic segmentation (HRNetV2)"),
+    "cls": ("hrnet.classification.cli", "ImageNet-style classification (HRNet-Wx-C)"),
+}
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from hrnet.models.zoo import list_models
+
+    for name in list_models(args.filter):
+        print(name)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from hrnet.models.complexity import model_complexity
+    from hrnet.models.zoo import create_model, default_input_size
+
+    model = create_model(args.name)
+    size = tuple(args.input_size) if args.input_size else default_input_size(args.name)
+    info = {"name": args.name, "input_size": list(size), **model_complexity(model, size)}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{args.name}  input {size[0]}x{size[1]}")
+        print(f"  params  {info['params']:,} ({info['params'] / 1e6:.1f}M)")
+        print(f"  GFLOPs  {info['gflops']:.2f}  (paper convention: conv+linear multiply-adds / 2^30)")
+        print(f"  GMACs   {info['gmacs']:.2f}  (multiply-adds / 1e9)")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hrnet.pose.demo import run_demo
+
+    return run_demo(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for tests and for documentation)."""
+    parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list model names")
+    p.add_argument("filter", nargs="?", default=None, help="substring to filter names")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("info", help="parameters and GFLOPs of a model")
+    p.add_argument("name")
+    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"))
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("demo", help="synthetic pose dataset -> train -> COCO evaluation, on the CPU")
+    p.add_argument("--data", default=None, help="a COCO-format keypoint dataset folder instead of synthetic")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+    for task, (module, help_text) in _TASKS.items():
+        tp = sub.add_parser(task, help=help_text)
+        importlib.import_module(module).add_subcommands(tp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hrnet`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
+        if getattr(args, "debug", False):
+            raise
+        print(f"hrnet: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Reading images with errors that name the file: shared by every task's datasets, API and CLI.
+
+All tasks work on RGB ``uint8`` arrays of shape (H, W, 3). Grayscale, palette and RGBA files are
+converted (alpha dropped) instead of silently producing a wrong channel count; an unreadable file
+raises :class:`ImageReadError` naming the path and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+class ImageReadError(ValueError):
+    """An image file is missing, empty or cannot be decoded."""
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read ``path`` as an RGB uint8 array (H, W, 3); grayscale / palette / RGBA are converted."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                raise ImageReadError(f"{path}: {im.mode} image (16-bit or float) is not an 8-bit colour image")
+            rgb = im.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageReadError(f"{path}: cannot decode image ({err})") from err
+    arr = np.asarray(rgb, dtype=np.uint8)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageReadError(f"{path}: image has zero size {arr.shape[:2]}")
+    return arr
+
+
+def as_rgb_array(image: str | Path | np.ndarray) -> np.ndarray:
+    """Accept a path or an array (H,W), (H,W,3) or (H,W,4) and return RGB uint8 (H, W, 3)."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., :3]
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an image array (H,W), (H,W,3) or (H,W,4), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.size and float(arr.max()) <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def list_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Expand files and folders into a sorted list of image and video files (folders not recursed)."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{p}: folder holds no images or videos")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return out
