@@ -25,10 +25,10 @@ class HRNetConfig:
     """Everything that fixes the topology. A width W gives the stream widths (W, 2W, 4W, 8W).
 
     ``branch_channels`` are the inner widths (planes) of the residual units of each stream; they are
-    derived from ``width`` unless given. ``fusion`` reproduces the paper's Table 12: ``full`` fuses after every module (8 fusions for the
-    standard net), ``across`` only at the end of each stage (3), ``final`` only before the head (1).
-    ``parallel_from_start`` is Section 7's "resolution maintenance" variant: all four streams start
-    after stage 1 and have the same depth.
+    derived from ``width`` unless given. ``fusion`` reproduces the paper's Table 12: ``full`` fuses
+    after every module (8 fusions for the standard net), ``across`` only at the end of each stage (3),
+    ``final`` only before the head (1). ``parallel_from_start`` is Section 7's "resolution
+    maintenance" variant: all four streams start after stage 1 and have the same depth.
     """
 
     width: int
