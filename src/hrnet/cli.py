@@ -52,8 +52,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (exposed for tests and for documentation)."""
+def build_parser(load_tasks: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only the task verbs in ``load_tasks`` (default: all) are imported."""
     parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -76,16 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     for task, (module, help_text) in _TASKS.items():
         tp = sub.add_parser(task, help=help_text)
-        importlib.import_module(module).add_subcommands(tp)
+        if load_tasks is None or task in load_tasks:
+            importlib.import_module(module).add_subcommands(tp)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hrnet`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # import a task's module (and its heavier dependencies) only when its verbs are used
+    wanted = [a for a in argv[:1] if a in _TASKS]
+    args = build_parser(wanted).parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError) as err:
         if getattr(args, "debug", False):
             raise
         print(f"hrnet: error: {err}", file=sys.stderr)

@@ -203,11 +203,6 @@ class HRNetBackbone(nn.Module):
             return None
         return nn.ModuleList(layers)
 
-    @property
-    def backbone(self) -> HRNetBackbone:
-        """The shared trunk (task models are subclasses, so this is ``self``)."""
-        return self
-
     def check_input(self, x: Tensor) -> None:
         """Reject inputs whose lowest stream would vanish (smaller than the network's stride)."""
         h, w = x.shape[-2:]
@@ -235,5 +230,9 @@ class HRNetBackbone(nn.Module):
             outs.append(xs)
         return outs
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward_streams(self, x: Tensor) -> list[Tensor]:
+        """The backbone's output: one tensor per stream, high to low resolution (also in task models)."""
         return self.forward_stages(x)[-1]
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        return self.forward_streams(x)

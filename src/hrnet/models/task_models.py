@@ -50,7 +50,7 @@ class HRNetClassifier(HRNetBackbone):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The pooled representation fed to the classifier."""
-        xs = super().forward(x)
+        xs = self.forward_streams(x)
         if self.head == "c":
             return head_c_forward(self.incre_modules, self.downsamp_modules, self.final_layer, xs)
         if self.head == "ci":
@@ -73,7 +73,7 @@ class HRNetPose(HRNetBackbone):
                                      padding=final_conv_kernel // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.final_layer(super().forward(x)[0])
+        return self.final_layer(self.forward_streams(x)[0])
 
 
 class HRNetSegmentation(HRNetBackbone):
@@ -87,7 +87,7 @@ class HRNetSegmentation(HRNetBackbone):
         self.last_layer = build_seg_last_layer(sum(self.out_channels), num_classes, cfg.bn_momentum)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.last_layer(v2_concat(super().forward(x), self.cfg.align_corners))
+        return self.last_layer(v2_concat(self.forward_streams(x), self.cfg.align_corners))
 
 
 class HRNetFeatures(HRNetBackbone):

@@ -100,9 +100,14 @@ def read_state_dict(src: str | Path | Mapping[str, Any] | nn.Module) -> dict[str
     return normalize_keys(_unwrap(obj, origin))
 
 
-def _describe(keys: Sequence[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+def _describe(keys: Sequence[str], limit: int = 4) -> str:
+    """'73 keys in stage4 (67), last_layer (6): stage4.0.fuse_layers..., ...': where, then examples."""
+    groups: dict[str, int] = {}
+    for k in keys:
+        groups[k.split(".")[0]] = groups.get(k.split(".")[0], 0) + 1
+    where = ", ".join(f"{g} ({n})" for g, n in groups.items())
+    shown = ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
+    return f"{len(keys)} in {where}: {shown}"
 
 
 def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Module, strict: bool = True,
