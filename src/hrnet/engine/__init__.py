@@ -1,0 +1,44 @@
+"""Shared training engine: typed configs, DDP helpers, crash-safe checkpoints, logging and the Trainer.
+
+Task packages build on it; it never imports them (nor ``hrnet.models``), so it can be used on any
+``nn.Module`` and ``Dataset``.
+"""
+
+from hrnet.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hrnet.engine.config import (
+    OptimConfig,
+    ScheduleConfig,
+    TrainConfig,
+    add_config_arguments,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+from hrnet.engine.data import SeededSamples, seed_everything
+from hrnet.engine.distributed import DistInfo, all_gather_object, all_reduce_, barrier, cleanup, init_distributed
+from hrnet.engine.optim import build_optimizer, build_scheduler
+from hrnet.engine.trainer import Trainer
+
+__all__ = [
+    "CheckpointError",
+    "DistInfo",
+    "OptimConfig",
+    "ScheduleConfig",
+    "SeededSamples",
+    "TrainConfig",
+    "Trainer",
+    "add_config_arguments",
+    "all_gather_object",
+    "all_reduce_",
+    "barrier",
+    "build_optimizer",
+    "build_scheduler",
+    "cleanup",
+    "config_to_dict",
+    "init_distributed",
+    "load_checkpoint",
+    "load_config",
+    "save_checkpoint",
+    "save_config",
+    "seed_everything",
+]
