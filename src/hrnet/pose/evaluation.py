@@ -1,0 +1,180 @@
+"""Pose evaluation: the COCO protocol (rescoring, OKS-NMS, pycocotools) and MPII PCKh.
+
+COCO protocol of the official code, in NumPy: each person's score is its box score times the mean of its
+keypoint scores above 0.2; within an image, people whose poses overlap another, higher-scored one with
+OKS > 0.9 are suppressed; the rest go to pycocotools' ``COCOeval`` with the keypoint set's own sigmas
+(pycocotools defaults to the 17 COCO ones, which would be wrong, or crash, for any other set).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
+
+
+def oks(gt: np.ndarray, dets: np.ndarray, gt_area: float, det_areas: np.ndarray, sigmas: np.ndarray,
+        vis_thr: float | None = None) -> np.ndarray:
+    """Object keypoint similarity of one pose ``gt`` (K, 3) with each of ``dets`` (M, K, 3).
+
+    OKS = mean_k exp(-d_k^2 / (2 s^2 (2 sigma_k)^2)) with s^2 the mean of the two areas; with ``vis_thr``
+    only keypoints scored above it in both poses count (none -> 0).
+    """
+    g = np.asarray(gt, dtype=np.float64)
+    d = np.asarray(dets, dtype=np.float64).reshape(-1, *g.shape)
+    var = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
+    areas = (gt_area + np.asarray(det_areas, dtype=np.float64).reshape(-1)) / 2 + np.spacing(1)
+    dist2 = ((d[..., :2] - g[None, :, :2]) ** 2).sum(-1)  # (M, K)
+    e = dist2 / var[None] / areas[:, None] / 2
+    if vis_thr is None:
+        return np.exp(-e).mean(axis=1)
+    mask = (g[None, :, 2] > vis_thr) & (d[..., 2] > vis_thr)
+    count = mask.sum(axis=1)
+    total = (np.exp(-e) * mask).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thr: float = 0.9,
+            sigmas: np.ndarray | None = None, vis_thr: float | None = None) -> list[int]:
+    """Greedy NMS by OKS: indices of the kept poses (K, 3 each) in descending score order."""
+    from hrnet.pose.keypoints import COCO_KEYPOINTS
+
+    kpts = np.asarray(keypoints, dtype=np.float64)
+    if len(kpts) == 0:
+        return []
+    sig = COCO_KEYPOINTS.sigmas if sigmas is None else np.asarray(sigmas)
+    if len(sig) != kpts.shape[1]:
+        raise ValueError(f"oks_nms: {len(sig)} sigmas for poses of {kpts.shape[1]} keypoints")
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    areas = np.asarray(areas, dtype=np.float64)
+    keep: list[int] = []
+    while order.size > 0:
+        i = int(order[0])
+        keep.append(i)
+        if order.size == 1:
+            break
+        rest = order[1:]
+        sim = oks(kpts[i], kpts[rest], areas[i], areas[rest], sig, vis_thr)
+        order = rest[sim <= thr]
+    return keep
+
+
+def rescore(keypoint_scores: np.ndarray, box_scores: np.ndarray, vis_thr: float = 0.2) -> np.ndarray:
+    """Person score = box score x mean of the keypoint scores above ``vis_thr`` (x 0 when none is)."""
+    ks = np.asarray(keypoint_scores, dtype=np.float64)
+    ks = ks.reshape(1, -1) if ks.ndim == 1 else ks
+    mask = ks > vis_thr
+    count = mask.sum(axis=1)
+    mean = np.where(count > 0, (ks * mask).sum(axis=1) / np.maximum(count, 1), 0.0)
+    return mean * np.asarray(box_scores, dtype=np.float64).reshape(-1)
+
+
+def coco_results(image_ids: Sequence[int], keypoints: np.ndarray, keypoint_scores: np.ndarray,
+                 box_scores: Sequence[float], areas: Sequence[float], sigmas: np.ndarray,
+                 vis_thr: float = 0.2, oks_thr: float = 0.9, use_nms: bool = True,
+                 category_id: int = 1) -> list[dict]:
+    """Per-person predictions -> COCO keypoint results (rescored, OKS-NMS'ed per image)."""
+    kpts = np.asarray(keypoints, dtype=np.float64)
+    kscores = np.asarray(keypoint_scores, dtype=np.float64)
+    if len(kpts) == 0:
+        return []
+    scores = rescore(kscores, np.asarray(box_scores), vis_thr)
+    areas = np.asarray(areas, dtype=np.float64)
+    full = np.concatenate([kpts, kscores[..., None]], axis=2)  # (N, K, 3)
+    by_image: dict[int, list[int]] = defaultdict(list)
+    for i, image_id in enumerate(image_ids):
+        by_image[int(image_id)].append(i)
+    results = []
+    for image_id, idx in by_image.items():
+        idx_arr = np.asarray(idx)
+        keep = oks_nms(full[idx_arr], scores[idx_arr], areas[idx_arr], oks_thr, sigmas, vis_thr) if use_nms \
+            else list(range(len(idx)))
+        for j in keep:
+            i = int(idx_arr[j])
+            results.append({"image_id": image_id, "category_id": category_id,
+                            "keypoints": [round(float(v), 3) for v in full[i].reshape(-1)],
+                            "score": float(scores[i])})
+    return results
+
+
+def evaluate_coco(gt: str | Path | object, results: list[dict], sigmas: np.ndarray | None = None,
+                  verbose: bool = False) -> dict[str, float]:
+    """AP / AP50 / AP75 / APM / APL / AR (and AR50 ... ARL) of ``results`` with pycocotools.
+
+    ``gt`` is an annotation file or a ``pycocotools.coco.COCO``; ``sigmas`` default to COCO's 17 and
+    must match the keypoint count. No results -> all zeros.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from hrnet.pose.keypoints import COCO_KEYPOINTS
+
+    sig = COCO_KEYPOINTS.sigmas if sigmas is None else np.asarray(sigmas, dtype=np.float64)
+    if not results:
+        return dict.fromkeys(COCO_METRIC_NAMES, 0.0)
+    k = len(results[0]["keypoints"]) // 3
+    if k != len(sig):
+        raise ValueError(f"results have {k} keypoints but {len(sig)} OKS sigmas were given")
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):
+        coco_gt = COCO(str(gt)) if isinstance(gt, str | Path) else gt
+        coco_dt = coco_gt.loadRes(list(results))
+        ev = COCOeval(coco_gt, coco_dt, "keypoints")
+        ev.params.useSegm = None
+        ev.params.kpt_oks_sigmas = sig
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    if verbose:
+        print(sink.getvalue())
+    return {name: float(v) for name, v in zip(COCO_METRIC_NAMES, ev.stats)}
+
+
+def pckh(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_sizes: np.ndarray,
+         thr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Per-keypoint PCKh (K,) in percent and the number of counted people per keypoint (K,).
+
+    A keypoint is correct when its distance to the truth is <= ``thr`` x the person's head size;
+    only visible keypoints of people with a positive head size count.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    heads = np.asarray(head_sizes, dtype=np.float64).reshape(-1, 1)
+    counted = (np.asarray(visible) > 0) & (heads > 0)
+    dist = np.linalg.norm(pred - gt, axis=2) / np.where(heads > 0, heads, 1.0)
+    hits = ((dist <= thr) & counted).sum(axis=0)
+    count = counted.sum(axis=0)
+    return 100.0 * hits / np.maximum(count, 1), count
+
+
+MPII_GROUPS = {"Head": ("head_top",), "Shoulder": ("left_shoulder", "right_shoulder"),
+               "Elbow": ("left_elbow", "right_elbow"), "Wrist": ("left_wrist", "right_wrist"),
+               "Hip": ("left_hip", "right_hip"), "Knee": ("left_knee", "right_knee"),
+               "Ankle": ("left_ankle", "right_ankle")}
+
+
+def pckh_table(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_sizes: np.ndarray,
+               names: Sequence[str]) -> dict[str, float]:
+    """The MPII table: PCKh@0.5 per body part, ``PCKh`` (mean) and ``PCKh@0.1``.
+
+    As in the official evaluation, the means weight keypoints by their counts and leave out the pelvis
+    and thorax.
+    """
+    names = list(names)
+    out: dict[str, float] = {}
+    for thr, key in ((0.5, "PCKh"), (0.1, "PCKh@0.1")):
+        per, count = pckh(pred, gt, visible, head_sizes, thr)
+        used = np.array([n not in ("pelvis", "thorax") for n in names]) & (count > 0)
+        out[key] = float((per * count)[used].sum() / max(count[used].sum(), 1))
+        if thr == 0.5:
+            for group, members in MPII_GROUPS.items():
+                idx = [names.index(m) for m in members if m in names]
+                if idx and count[idx].sum() > 0:
+                    out[group] = float((per[idx] * count[idx]).sum() / count[idx].sum())
+    return out

@@ -1,0 +1,261 @@
+"""Pose experiments: the typed config, model building, training and evaluation as Python functions.
+
+``train_pose(cfg, out_dir)`` and ``evaluate_pose(cfg, weights)`` are what ``hrnet pose train`` / ``eval``
+run and what the demo calls. Training uses the shared :class:`hrnet.engine.trainer.Trainer`; evaluation
+shards crops over DDP ranks, gathers the predictions and scores them once (COCO protocol or PCKh).
+Relative data paths in the config are taken relative to ``data.root``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hrnet.engine.config import TrainConfig, config_to_dict
+from hrnet.engine.distributed import DistInfo, all_gather_object, init_distributed
+from hrnet.pose.codec import HeatmapCodec
+from hrnet.pose.datasets import CocoKeypoints, MPIIKeypoints, PoseAugment, TopDownDataset
+from hrnet.pose.evaluation import coco_results, evaluate_coco, pckh_table
+from hrnet.pose.inference import predict_dataset
+from hrnet.pose.keypoints import KeypointSet, load_keypoint_set
+from hrnet.pose.loss import JointsMSELoss
+
+log = logging.getLogger("hrnet.pose")
+
+
+@dataclass
+class PoseModelConfig:
+    """The network: a zoo name (``pose_hrnet_w32``), ImageNet / pose init weights, backbone overrides."""
+
+    name: str = "pose_hrnet_w32"
+    pretrained: str | None = None  # classification (ImageNet) or pose checkpoint; loaded non-strictly
+    overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {stage_modules: [1, 1, 1]}
+
+
+@dataclass
+class PoseDataConfig:
+    """Dataset files, keypoint set, crop geometry and training augmentation. Sizes are (w, h)."""
+
+    dataset: str = "coco"  # coco | mpii
+    root: str = "data/coco"
+    train_ann: str = "annotations/person_keypoints_train2017.json"
+    train_images: str = "images/train2017"
+    val_ann: str = "annotations/person_keypoints_val2017.json"
+    val_images: str = "images/val2017"
+    keypoint_set: str = "coco"  # built-in name or a YAML file
+    input_size: list[int] = field(default_factory=lambda: [192, 256])
+    heatmap_size: list[int] | None = None  # default input / 4
+    sigma: float = 2.0
+    use_joint_weights: bool = False
+    rot_factor: float = 45.0
+    rot_prob: float = 0.6
+    scale_factor: float = 0.35
+    flip: bool = True
+    half_body_prob: float = 0.3
+    num_joints_half_body: int = 8
+
+
+@dataclass
+class PoseTestConfig:
+    """Evaluation: person boxes, flip test, decoding and the COCO rescoring / NMS thresholds."""
+
+    boxes: str = "gt"  # "gt" or a person detections file (COCO results format), relative to data.root
+    det_score_thr: float = 0.0
+    flip_test: bool = True
+    shift_heatmap: bool = True
+    dark: bool = False
+    in_vis_thr: float = 0.2
+    oks_thr: float = 0.9
+    use_nms: bool = True
+    batch_size: int = 32
+    workers: int = 0
+
+
+@dataclass
+class PoseConfig:
+    """A whole pose experiment (``configs/pose/**.yaml``)."""
+
+    model: PoseModelConfig = field(default_factory=PoseModelConfig)
+    data: PoseDataConfig = field(default_factory=PoseDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: PoseTestConfig = field(default_factory=PoseTestConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.dataset not in ("coco", "mpii"):
+            raise ValueError(f"data.dataset must be 'coco' or 'mpii', got {self.data.dataset!r}")
+        if len(self.data.input_size) != 2:
+            raise ValueError(f"data.input_size must be [w, h], got {self.data.input_size}")
+
+
+def _path(root: str, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else Path(root) / q
+
+
+def load_pose_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Any:
+    """Load pose or ImageNet weights into ``model``; a keypoint head of another size is re-initialised.
+
+    When the file's ``final_layer`` predicts another number of keypoints than the model (a custom keypoint
+    set), the head is left as initialised and a warning says so. Non-strict loads log what was not loaded.
+    """
+    from hrnet.models.weights import load_weights, read_state_dict
+
+    state = read_state_dict(path)
+    own = model.state_dict()
+    exclude: tuple[str, ...] = ()
+    w = state.get("final_layer.weight")
+    if w is not None and "final_layer.weight" in own and w.shape != own["final_layer.weight"].shape:
+        log.warning("%s: keypoint head predicts %d keypoints, the model %d (num_joints changed): "
+                    "final_layer re-initialised", path, w.shape[0], own["final_layer.weight"].shape[0])
+        exclude = ("final_layer.",)
+    result = load_weights(model, state, strict=strict and not exclude, exclude=exclude)
+    if result.missing or result.unexpected:
+        log.info("%s: %d model tensors not in the file (kept as initialised, e.g. %s); %d file tensors unused "
+                 "(e.g. %s)", path, len(result.missing), result.missing[:3], len(result.unexpected),
+                 result.unexpected[:3])
+    return result
+
+
+def init_pose_weights(model: nn.Module) -> None:
+    """The official pose initialisation: convolutions N(0, 0.001) with zero bias, batch norms 1 / 0.
+
+    Small initial heatmaps (instead of PyTorch's default O(1) outputs) make the MSE start near the
+    target's energy and training from scratch converge much sooner.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def build_model(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, pretrained: bool = True) -> nn.Module:
+    """The configured pose network with one heatmap per keypoint; ``model.pretrained`` is loaded
+    non-strictly when ``pretrained`` (training starts), not when other weights follow (evaluation)."""
+    from hrnet.models.zoo import create_model
+
+    ks = keypoint_set or load_keypoint_set(cfg.data.keypoint_set)
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
+    if not cfg.model.name.startswith("pose_"):
+        raise ValueError(f"model.name must be a pose model (pose_hrnet_w32, ...), got {cfg.model.name!r}")
+    model = create_model(cfg.model.name, num_joints=ks.num_keypoints, **overrides)
+    init_pose_weights(model)
+    if pretrained and cfg.model.pretrained:
+        load_pose_weights(model, cfg.model.pretrained, strict=False)
+    return model
+
+
+def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None = None) -> TopDownDataset:
+    """The training or validation dataset of ``cfg`` (validation uses ``test.boxes``)."""
+    d, t = cfg.data, cfg.test
+    ks = keypoint_set or load_keypoint_set(d.keypoint_set)
+    aug = PoseAugment(rot_factor=d.rot_factor, rot_prob=d.rot_prob, scale_factor=d.scale_factor, flip=d.flip,
+                      half_body_prob=d.half_body_prob, num_joints_half_body=d.num_joints_half_body)
+    ann = _path(d.root, d.train_ann if train else d.val_ann)
+    images = _path(d.root, d.train_images if train else d.val_images)
+    common = dict(keypoint_set=ks, input_size=tuple(d.input_size), train=train, heatmap_size=d.heatmap_size,
+                  sigma=d.sigma, augment=aug, use_joint_weights=d.use_joint_weights)
+    if d.dataset == "mpii":
+        return MPIIKeypoints(ann, images, **common)
+    boxes: str | Path = "gt" if train or t.boxes == "gt" else _path(d.root, t.boxes)
+    return CocoKeypoints(ann, images, boxes=boxes, det_score_thr=0.0 if train else t.det_score_thr, **common)
+
+
+def make_evaluator(cfg: PoseConfig, dataset: TopDownDataset, results_out: list | None = None):
+    """``evaluate(model, dist) -> metrics`` for the engine: shard, predict, gather, score on rank 0, share.
+
+    ``results_out``, when given, receives the COCO results (on the main rank) for writing to a file.
+    """
+    ks, t = dataset.keypoint_set, cfg.test
+    codec: HeatmapCodec = dataset.codec
+
+    def evaluate(model: nn.Module, dist: DistInfo) -> dict[str, float]:
+        preds = predict_dataset(model, dataset, codec, ks.flip_pairs, batch_size=t.batch_size, workers=t.workers,
+                                flip_test=t.flip_test, shift_heatmap=t.shift_heatmap, dark=t.dark,
+                                rank=dist.rank, world_size=dist.world_size)
+        gathered = [p for part in all_gather_object(preds) for p in part]
+        metrics: dict[str, float] = {}
+        if dist.is_main:
+            gathered.sort(key=lambda p: p["index"])
+            metrics = score_predictions(cfg, dataset, gathered, results_out)
+        return all_gather_object(metrics)[0]
+
+    return evaluate
+
+
+def score_predictions(cfg: PoseConfig, dataset: TopDownDataset, preds: list[dict],
+                      results_out: list | None = None) -> dict[str, float]:
+    """Metrics of per-crop predictions: COCO AP/AR (rescoring + OKS-NMS + pycocotools) or MPII PCKh."""
+    ks, t = dataset.keypoint_set, cfg.test
+    if not preds:
+        raise ValueError("no predictions to evaluate (empty validation set?)")
+    kpts = np.stack([p["keypoints"] for p in preds])
+    kscores = np.stack([p["keypoint_scores"] for p in preds])
+    if isinstance(dataset, MPIIKeypoints):
+        joints, vis, heads = dataset.ground_truth()
+        return pckh_table(kpts, joints[[p["index"] for p in preds]], vis[[p["index"] for p in preds]],
+                          heads[[p["index"] for p in preds]], ks.names)
+    results = coco_results([p["image_id"] for p in preds], kpts, kscores, [p["score"] for p in preds],
+                           [p["area"] for p in preds], ks.sigmas, t.in_vis_thr, t.oks_thr, t.use_nms)
+    if results_out is not None:
+        results_out.extend(results)
+    return evaluate_coco(dataset.ann_file, results, ks.sigmas)  # type: ignore[attr-defined]
+
+
+def _train_collate(batch: list[dict]) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([b[k] for b in batch]) for k in ("image", "target", "target_weight")}
+
+
+def train_pose(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None = None,
+               dist: DistInfo | None = None, device: str | None = None) -> dict[str, float]:
+    """Train ``cfg`` into ``out_dir`` (checkpoints, metrics.jsonl, model_best.safetensors); returns the last
+    evaluation metrics (AP ... for COCO, PCKh ... for MPII)."""
+    dist = dist or init_distributed(device)
+    ks = load_keypoint_set(cfg.data.keypoint_set)
+    model = build_model(cfg, ks)
+    train_set = build_dataset(cfg, train=True, keypoint_set=ks)
+    val_set = build_dataset(cfg, train=False, keypoint_set=ks)
+    criterion = JointsMSELoss(use_target_weight=True)
+
+    def loss_fn(model: nn.Module, batch: dict, dev: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+        out = model(batch["image"].to(dev, non_blocking=True))
+        loss = criterion(out.float(), batch["target"].to(dev), batch["target_weight"].to(dev))
+        return loss, {}
+
+    from hrnet.engine.trainer import Trainer
+
+    trainer = Trainer(model, train_set, cfg.train, out_dir, loss_fn, make_evaluator(cfg, val_set),
+                      collate_fn=_train_collate, best_metric="PCKh" if cfg.data.dataset == "mpii" else "AP",
+                      dist=dist, config_dict=config_to_dict(cfg))
+    return trainer.fit(resume=resume)
+
+
+def evaluate_pose(cfg: PoseConfig, weights: str | Path | None, device: str | None = None,
+                  results_file: str | Path | None = None, model: nn.Module | None = None,
+                  dist: DistInfo | None = None) -> dict[str, float]:
+    """Evaluate ``weights`` (or ``model``) on the validation set of ``cfg``; optionally write COCO results."""
+    dist = dist or init_distributed(device)
+    ks = load_keypoint_set(cfg.data.keypoint_set)
+    if model is None:
+        model = build_model(cfg, ks, pretrained=weights is None)
+        if weights is not None:
+            load_pose_weights(model, weights, strict=True)
+    model = model.to(dist.device).eval()
+    dataset = build_dataset(cfg, train=False, keypoint_set=ks)
+    results: list[dict] = []
+    with torch.no_grad():
+        metrics = make_evaluator(cfg, dataset, results)(model, dist)
+    if results_file is not None and dist.is_main:
+        from hrnet.pose.api import write_json
+
+        write_json(results, results_file)
+    return metrics
