@@ -1,0 +1,107 @@
+"""Person boxes from a torchvision detector whose weights the user already has on disk.
+
+Top-down pose estimation needs person boxes. When no detection file is given, ``PersonDetector`` builds
+a torchvision detection architecture with no weights at all (``weights=None, weights_backbone=None``, so
+nothing is downloaded) and loads a local state-dict file in torchvision's published format with
+``torch.load(weights_only=True)``. Built without weights, torchvision uses ``BatchNorm2d`` where the
+published checkpoints were made with frozen batch norm, so only the ``num_batches_tracked`` counters are
+allowed to be missing; in eval mode the two layers compute the same thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hrnet.io import as_rgb_array
+
+ARCHS = (
+    "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2",
+    "fcos_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "maskrcnn_resnet50_fpn",
+    "maskrcnn_resnet50_fpn_v2", "keypointrcnn_resnet50_fpn",
+)
+PERSON_LABEL = 1  # torchvision's COCO label map (91 entries): 1 = person
+
+
+def build_detector(arch: str, num_classes: int = 91) -> nn.Module:
+    """A torchvision detector of architecture ``arch`` with random weights (no download)."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown detector architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    from torchvision.models import detection
+
+    builder = getattr(detection, arch)
+    kwargs = {"num_classes": 2 if arch.startswith("keypointrcnn") else num_classes}
+    return builder(weights=None, weights_backbone=None, **kwargs)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a torch file; unwraps ``{"model": ...}``, ``{"state_dict": ...}``, ``module.``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: detector weights file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle / zip errors of a corrupt or non-torch file
+        raise ValueError(f"{path}: cannot read detector weights ({type(err).__name__}: {err})") from err
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: not a state dict of tensors (found {type(obj).__name__})")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_detector_weights(model: nn.Module, path: str | Path, arch: str = "") -> None:
+    """Load ``path`` into ``model`` strictly (bar BN counters); a mismatch names the file and the keys."""
+    path = Path(path)
+    state = _read_state_dict(path)
+    own = model.state_dict()
+    what = f"the {arch} architecture" if arch else "the detector"
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    bad_shape = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                 if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or bad_shape:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        if bad_shape:
+            parts.append(f"{len(bad_shape)} shape mismatches (e.g. {'; '.join(bad_shape[:2])})")
+        raise ValueError(f"{path}: the weights do not fit {what}: {', '.join(parts)}; "
+                         f"pick the matching --arch (one of {', '.join(ARCHS)}) or num_classes")
+    model.load_state_dict(state, strict=False)
+
+
+class PersonDetector:
+    """``PersonDetector(weights)(image) -> (N, 5)`` person boxes ``x0, y0, x1, y1, score`` (float32).
+
+    ``image`` is a path or an RGB array; boxes below ``score_thr`` are dropped and the rest sorted by
+    score. ``num_classes`` must match the checkpoint (91 for torchvision's COCO models).
+    """
+
+    def __init__(self, weights: str | Path, score_thr: float = 0.5, device: str = "cpu",
+                 arch: str = "fasterrcnn_resnet50_fpn", num_classes: int = 91) -> None:
+        if not 0.0 <= score_thr <= 1.0:
+            raise ValueError(f"score_thr must be in [0, 1], got {score_thr}")
+        self.arch = arch
+        self.score_thr = float(score_thr)
+        self.device = torch.device(device)
+        self.model = build_detector(arch, num_classes)
+        load_detector_weights(self.model, weights, arch)
+        self.model.eval().to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, image: str | Path | np.ndarray) -> np.ndarray:
+        rgb = as_rgb_array(image)
+        x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255.0).to(self.device)
+        out = self.model([x])[0]
+        keep = (out["labels"] == PERSON_LABEL) & (out["scores"] >= self.score_thr)
+        boxes = torch.cat([out["boxes"][keep], out["scores"][keep, None]], 1).cpu().numpy().astype(np.float32)
+        return boxes[np.argsort(-boxes[:, 4], kind="stable")]
+
+    detect = __call__

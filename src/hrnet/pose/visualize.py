@@ -1,0 +1,191 @@
+"""Pictures for people: skeletons drawn on images, and the training curves of a run.
+
+``draw_poses`` works on a copy with OpenCV, so a caller's array is never changed; ``plot_metrics`` reads
+the engine's ``metrics.jsonl`` (records of type ``train``, ``epoch`` and ``eval``) and draws them with
+matplotlib's Agg canvas (no pyplot), so it works on machines without a display.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# one colour per limb of the COCO skeleton, cycled for other keypoint sets (RGB)
+_PALETTE = (
+    (255, 128, 0), (255, 153, 51), (255, 178, 102), (230, 230, 0), (255, 153, 255), (153, 204, 255),
+    (255, 102, 255), (255, 51, 255), (102, 178, 255), (51, 153, 255), (255, 153, 153), (255, 102, 102),
+    (255, 51, 51), (153, 255, 153), (102, 255, 102), (51, 255, 51), (0, 255, 0), (0, 0, 255), (255, 0, 0),
+)
+
+
+def _as_image(image_rgb: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image_rgb)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"draw_poses: expected an RGB image (H, W, 3), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"draw_poses: expected a uint8 image, got {arr.dtype}")
+    return np.ascontiguousarray(arr[..., :3]).copy()
+
+
+def draw_poses(image_rgb: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
+               skeleton: Sequence[Sequence[int]], boxes: np.ndarray | None = None, kpt_thr: float = 0.3,
+               colors: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """Draw N people on a copy of ``image_rgb``: keypoints (N, K, 2) in (x, y), scores (N, K).
+
+    ``skeleton`` lists 0-based joint pairs; a limb or joint is drawn only when its scores reach
+    ``kpt_thr``. ``boxes`` (N, 4+) are xyxy (a fifth column, a score, is printed). ``colors`` gives one RGB
+    colour per limb (cycled). Line widths follow the image size so small and large pictures both read.
+    """
+    canvas = _as_image(image_rgb)
+    kpts = np.asarray(keypoints, dtype=np.float64)
+    sc = np.asarray(scores, dtype=np.float64)
+    if kpts.size == 0 and kpts.ndim != 3:  # "no people" given as [] or np.zeros(0)
+        kpts = kpts.reshape(0, 0, 2)
+    if sc.size == 0 and kpts.shape[0] == 0:
+        sc = sc.reshape(kpts.shape[:2])
+    if kpts.ndim != 3 or kpts.shape[2] != 2:
+        raise ValueError(f"draw_poses: keypoints must be (N, K, 2), got shape {kpts.shape}")
+    if sc.shape != kpts.shape[:2]:
+        raise ValueError(f"draw_poses: scores must be (N, K) = {kpts.shape[:2]}, got {sc.shape}")
+    n, k = kpts.shape[:2]
+    for a, b in skeleton:
+        if not (0 <= a < k and 0 <= b < k):
+            raise ValueError(f"draw_poses: skeleton pair ({a}, {b}) is out of range for {k} keypoints")
+    palette = [tuple(int(c) for c in col) for col in (colors or _PALETTE)]
+    h, w = canvas.shape[:2]
+    thick = max(1, int(round(min(h, w) / 160)))
+    radius = max(2, thick + 1)
+    if boxes is not None:
+        bx = np.asarray(boxes, dtype=np.float64)
+        bx = bx.reshape(0, 4) if bx.size == 0 else bx
+        if bx.ndim != 2 or bx.shape[1] < 4:
+            raise ValueError(f"draw_poses: boxes must be (N, 4) xyxy or (N, 5) with scores, "
+                             f"got shape {bx.shape}")
+        for row in bx:
+            x0, y0, x1, y1 = (int(round(v)) for v in row[:4])
+            cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 255, 0), thick)
+            if row.shape[0] > 4:
+                cv2.putText(canvas, f"{row[4]:.2f}", (x0, max(10, y0 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
+                            0.35 * thick, (0, 255, 0), 1, cv2.LINE_AA)
+    for p in range(n):
+        ok = np.isfinite(kpts[p]).all(1) & (sc[p] >= kpt_thr)
+        for li, (a, b) in enumerate(skeleton):
+            if ok[a] and ok[b]:
+                pa = (int(round(kpts[p, a, 0])), int(round(kpts[p, a, 1])))
+                pb = (int(round(kpts[p, b, 0])), int(round(kpts[p, b, 1])))
+                cv2.line(canvas, pa, pb, palette[li % len(palette)], thick + 1, cv2.LINE_AA)
+        for j in range(k):
+            if ok[j]:
+                c = (int(round(kpts[p, j, 0])), int(round(kpts[p, j, 1])))
+                cv2.circle(canvas, c, radius, (255, 255, 255), -1, cv2.LINE_AA)
+                cv2.circle(canvas, c, max(1, radius - 1), (255, 0, 0), -1, cv2.LINE_AA)
+    return canvas
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(path: str | Path, rgb: np.ndarray) -> Path:
+    """Write an RGB uint8 array to ``path`` (format from the suffix), atomically; returns the path."""
+    path = Path(path)
+    arr = _as_image(rgb)
+    try:
+        ok, buf = cv2.imencode(path.suffix or ".png", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ValueError(f"{path}: cannot encode an image with suffix {path.suffix!r}")
+    _atomic_write(path, buf.tobytes())
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: metrics log not found")
+    records = []
+    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{no}: not a JSON line ({err.msg})") from err
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records
+
+
+def _series(records: list[dict], kind: str, key: str,
+            x: str = "iteration") -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for r in records:
+        numeric = isinstance(r.get(key), int | float) and isinstance(r.get(x), int | float)
+        if r.get("type") == kind and numeric:
+            xs.append(float(r[x]))
+            ys.append(float(r[key]))
+    return xs, ys
+
+
+def plot_metrics(jsonl_path: str | Path, out_png: str | Path,
+                 metrics: Sequence[str] = ("AP", "AP50", "AP75", "AR")) -> Path:
+    """Draw the loss (per logged step and per epoch) and the evaluation ``metrics`` of a run to a PNG."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state, renders with Agg
+
+    path = Path(jsonl_path)
+    records = _read_jsonl(path)
+    fig = Figure(figsize=(10, 4), dpi=100)
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    xs, ys = _series(records, "train", "loss")
+    if xs:
+        ax_loss.plot(xs, ys, lw=1, alpha=0.6, label="loss (logged steps)")
+    xs, ys = _series(records, "epoch", "loss")
+    if xs:
+        ax_loss.plot(xs, ys, "o-", lw=2, label="loss (epoch mean)")
+    if ax_loss.lines:
+        ax_loss.set_yscale("log")
+        ax_loss.legend()
+    else:
+        ax_loss.text(0.5, 0.5, "no loss records", ha="center", va="center", transform=ax_loss.transAxes)
+    ax_loss.set_xlabel("iteration")
+    ax_loss.set_title("training loss")
+    for name in metrics:
+        xs, ys = _series(records, "eval", name, x="epoch")
+        if xs:
+            ax_metric.plot(xs, ys, "o-", label=name)
+    if ax_metric.lines:
+        ax_metric.legend()
+        ax_metric.set_ylim(0, 1)
+    else:
+        ax_metric.text(0.5, 0.5, "no evaluation records", ha="center", va="center",
+                       transform=ax_metric.transAxes)
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_title("held-out metrics")
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
