@@ -45,7 +45,8 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
-        return self.relu(y + shortcut)
+        y += shortcut  # in place: y is a fresh tensor that BN's backward does not need
+        return self.relu(y)
 
 
 class Bottleneck(nn.Module):
@@ -70,7 +71,8 @@ class Bottleneck(nn.Module):
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.relu(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
-        return self.relu(y + shortcut)
+        y += shortcut
+        return self.relu(y)
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
