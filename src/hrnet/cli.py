@@ -69,9 +69,9 @@ def build_parser(load_tasks: Sequence[str] | None = None) -> argparse.ArgumentPa
 
     p = sub.add_parser("demo", help="synthetic pose dataset -> train -> COCO evaluation, on the CPU")
     p.add_argument("--data", default=None, help="a COCO-format keypoint dataset folder instead of synthetic")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's 6)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the synthetic data and the training")
     p.set_defaults(func=_cmd_demo)
 
     for task, (module, help_text) in _TASKS.items():

@@ -80,10 +80,12 @@ def train(cfg: ClsConfig, out_dir: str | Path, resume: str | Path | None = None,
           device: str | None = None) -> dict[str, float]:
     """Train as ``cfg`` says, writing the engine's outputs and ``classes.txt`` into ``out_dir``."""
     from hrnet.engine.config import config_to_dict
+    from hrnet.engine.data import seed_everything
     from hrnet.engine.distributed import init_distributed
     from hrnet.engine.trainer import Trainer
 
     dist = init_distributed(device)
+    seed_everything(cfg.train.seed)  # initial weights depend on the seed only
     train_set, val_set = build_datasets(cfg)
     out_dir = Path(out_dir)
     if dist.is_main:

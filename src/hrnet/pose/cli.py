@@ -63,6 +63,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--boxes", default=None, help="person boxes JSON (see `hrnet pose --help`)")
     p.add_argument("--detector-weights", default=None, help="torchvision person detector weights")
     p.add_argument("--det-thr", type=float, default=0.5, help="detector score threshold")
+    p.add_argument("--det-arch", default="fasterrcnn_resnet50_fpn",
+                   help="torchvision detection architecture the detector weights belong to")
     p.add_argument("--kpt-thr", type=float, default=0.3, help="draw keypoints scored above this")
     p.add_argument("--no-flip", action="store_true", help="no flip test (faster)")
     p.add_argument("--dark", action="store_true", help="DARK sub-pixel decoding")
@@ -189,7 +191,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if table is None and args.detector_weights:
         from hrnet.pose.detector import PersonDetector
 
-        detector = PersonDetector(args.detector_weights, score_thr=args.det_thr)
+        detector = PersonDetector(args.detector_weights, score_thr=args.det_thr, arch=args.det_arch)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []

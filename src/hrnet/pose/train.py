@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from hrnet.engine.config import TrainConfig, config_to_dict
+from hrnet.engine.data import seed_everything
 from hrnet.engine.distributed import DistInfo, all_gather_object, init_distributed
 from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.datasets import CocoKeypoints, MPIIKeypoints, PoseAugment, TopDownDataset
@@ -221,6 +222,7 @@ def train_pose(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None =
     evaluation metrics (AP ... for COCO, PCKh ... for MPII)."""
     dist = dist or init_distributed(device)
     ks = load_keypoint_set(cfg.data.keypoint_set)
+    seed_everything(cfg.train.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(cfg, ks)
     train_set = build_dataset(cfg, train=True, keypoint_set=ks)
     val_set = build_dataset(cfg, train=False, keypoint_set=ks)
