@@ -25,6 +25,7 @@ from hrnet.pose.train import PoseConfig, build_dataset, build_model, evaluate_po
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "pose" / "sample" / "tiny.yaml"
+FIT = REPO / "configs" / "pose" / "sample" / "fit.yaml"
 SMALL = ["data.input_size=[48,64]", "train.log_every=1"]
 
 
@@ -140,11 +141,10 @@ def test_cli_predict_with_boxes_file(coco_dir, tmp_path, tiny_weights):
     assert (tmp_path / "000000000785_pose.jpg").is_file()
 
 
-@pytest.mark.slow
 def test_fit_coco_sample_reaches_ap(coco_dir, tmp_path):
     """The tiny HRNet fits the 12 labelled people of the 4 COCO images: AP >= 0.8 and the loss falls."""
     t0 = time.time()
-    cfg = load_config(PoseConfig, TINY, [f"data.root={coco_dir}"])
+    cfg = load_config(PoseConfig, FIT, [f"data.root={coco_dir}"])
     metrics = train_pose(cfg, tmp_path, device="cpu")
     losses = _losses(tmp_path)
     print(f"fit: {time.time() - t0:.0f} s, loss {losses[0]:.5f} -> {losses[-1]:.5f}, metrics {metrics}")
@@ -154,7 +154,6 @@ def test_fit_coco_sample_reaches_ap(coco_dir, tmp_path):
     assert again["AP"] >= metrics["AP"] - 1e-9  # best weights evaluate to the best metric
 
 
-@pytest.mark.slow
 def test_ddp_two_processes_agree(coco_dir, tmp_path):
     """torchrun, 2 gloo processes x 6 crops vs 1 process x 12: same samples per step; batch-norm statistics
     differ (per-process batches, no SyncBN on CPU), so training agrees closely; the distributed evaluation

@@ -54,7 +54,6 @@ def test_short_training_run_writes_the_engine_outputs(tmp_path, city_root):
     assert any(x.get("type") == "eval" and "mIoU" in x for x in lines)
 
 
-@pytest.mark.slow
 def test_overfits_one_cityscapes_frame(tmp_path, city_root):
     """200 Adam steps (poly LR) of a tiny HRNetV2 on the 256x128 frame: mIoU over the present classes >= 0.8.
 
