@@ -13,7 +13,7 @@ from hrnet.engine import (
     OptimConfig,
     ScheduleConfig,
     TrainConfig,
-    add_config_arguments,
+    add_run_options,
     config_to_dict,
     load_config,
     save_config,
@@ -129,7 +129,8 @@ def test_cli_arguments_feed_load_config(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 7\n")
     parser = argparse.ArgumentParser()
-    add_config_arguments(parser)
+    parser.add_argument("--config")
+    add_run_options(parser)
     args = parser.parse_args(["--config", str(path), "--set", "train.batch_size=2", "--set", "train.seed=9"])
-    cfg = load_config(TaskCfg, args.config, args.set)
+    cfg = load_config(TaskCfg, args.config, args.overrides)
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.seed) == (7, 2, 9)

@@ -17,12 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override config fields, e.g. train.optim.lr=0.05 data.train=/data/imagenet/train")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+from hrnet.engine.config import add_run_options, add_train_verb
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -37,12 +32,10 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add the ``train``, ``eval`` and ``predict`` verbs to ``hrnet cls``."""
     sub = parser.add_subparsers(dest="verb", required=True)
 
-    p = sub.add_parser("train", help="train a classifier from a config (ImageFolder or list-file data)")
-    p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/cls/imagenet/hrnet_w18.yaml")
-    p.add_argument("--out", default="runs/cls", help="output folder (checkpoints, metrics.jsonl, classes.txt)")
-    p.add_argument("--resume", default=None, help="checkpoint to resume from (e.g. OUT/last.pt)")
-    _add_common(p)
-    p.set_defaults(func=cmd_train)
+    example = "train.optim.lr=0.05 data.train=/data/imagenet/train"
+    add_train_verb(sub, help="train a classifier from a config (ImageFolder or list-file data)",
+                   example_config="configs/cls/imagenet/hrnet_w18.yaml", default_out="runs/cls", func=cmd_train,
+                   example=example)
 
     p = sub.add_parser("eval", help="top-1 / top-5 accuracy on a validation folder or list file")
     _add_model(p)
@@ -51,7 +44,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--json", default=None, metavar="OUT", help="write top1/top5 (fractions in [0, 1]) as JSON")
-    _add_common(p)
+    add_run_options(p, example)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="top-5 class names and probabilities of images")
@@ -60,7 +53,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="weights file; 'hub' = official (random weights without it)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--json", default=None, metavar="OUT", help="also write the predictions as JSON")
-    _add_common(p)
+    add_run_options(p, example)
     p.set_defaults(func=cmd_predict)
 
 

@@ -293,11 +293,22 @@ def save_config(cfg: Any, path: str | Path) -> None:
         raise
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the usual ``--config FILE`` and repeatable ``--set key.sub=value`` options to a CLI verb.
+def add_run_options(parser: argparse.ArgumentParser, example: str = "train.optim.lr=5e-4") -> None:
+    """The options every task verb shares: ``--set KEY=VALUE ...`` (config overrides, repeatable),
+    ``--device`` and ``--debug``. Pass ``args.overrides`` on to :func:`load_config`."""
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help=f"override config fields, e.g. {example}")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
 
-    Pass them on as ``load_config(Cls, args.config, args.set)``.
-    """
-    parser.add_argument("--config", type=Path, default=None, help="YAML experiment config")
-    parser.add_argument("--set", dest="set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.optim.lr=5e-4 (repeatable)")
+
+def add_train_verb(sub: argparse._SubParsersAction, *, help: str, example_config: str, default_out: str,
+                   func: Any, example: str = "train.optim.lr=5e-4") -> argparse.ArgumentParser:
+    """The ``train`` verb, identical for every task: ``--config``, ``--out``, ``--resume`` and the run options."""
+    p = sub.add_parser("train", help=help)
+    p.add_argument("--config", required=True, help=f"experiment YAML, e.g. {example_config}")
+    p.add_argument("--out", default=default_out, help="output folder (checkpoints, metrics.jsonl, config.yaml)")
+    p.add_argument("--resume", default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
+    add_run_options(p, example)
+    p.set_defaults(func=func)
+    return p

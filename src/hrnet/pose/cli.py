@@ -20,36 +20,29 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnet.engine.config import add_run_options, add_train_verb
+
 
 def _setup_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override config fields, e.g. train.optim.lr=5e-4 data.root=/data/coco")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
-
-
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add the ``train``, ``eval`` and ``predict`` verbs to ``hrnet pose``."""
     sub = parser.add_subparsers(dest="verb", required=True)
 
-    p = sub.add_parser("train", help="train a pose model from a config (torchrun for several processes)")
-    p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/pose/coco/w32_256x192.yaml")
-    p.add_argument("--out", default="runs/pose", help="output folder (checkpoints, metrics.jsonl, config.yaml)")
-    p.add_argument("--resume", default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
-    _add_common(p)
-    p.set_defaults(func=cmd_train)
+    example = "train.optim.lr=5e-4 data.root=/data/coco"
+    add_train_verb(sub, help="train a pose model from a config (torchrun for several processes)",
+                   example_config="configs/pose/coco/w32_256x192.yaml", default_out="runs/pose", func=cmd_train,
+                   example=example)
 
     p = sub.add_parser("eval", help="COCO AP/AR (or MPII PCKh) of weights on the validation set")
     p.add_argument("--config", required=True)
     p.add_argument("--weights", required=True, help="pose weights (ours, official HRNet or mmpose checkpoints)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the metric dict as JSON")
     p.add_argument("--results", default=None, metavar="FILE", help="write the COCO-format keypoint results")
-    _add_common(p)
+    add_run_options(p, example)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="poses in images, folders and videos")

@@ -17,12 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override config fields, e.g. train.optim.lr=0.005 data.root=/data/cityscapes")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+from hrnet.engine.config import add_run_options, add_train_verb
 
 
 def _add_inference(p: argparse.ArgumentParser) -> None:
@@ -36,12 +31,10 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add the ``train``, ``eval`` and ``predict`` verbs to ``hrnet seg``."""
     sub = parser.add_subparsers(dest="verb", required=True)
 
-    p = sub.add_parser("train", help="train a segmentation model from a config")
-    p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/seg/cityscapes/w48.yaml")
-    p.add_argument("--out", default="runs/seg", help="output folder (checkpoints, metrics.jsonl, config.yaml)")
-    p.add_argument("--resume", default=None, help="checkpoint to resume from (e.g. OUT/last.pt)")
-    _add_common(p)
-    p.set_defaults(func=cmd_train)
+    example = "train.optim.lr=0.005 data.root=/data/cityscapes"
+    add_train_verb(sub, help="train a segmentation model from a config",
+                   example_config="configs/seg/cityscapes/w48.yaml", default_out="runs/seg", func=cmd_train,
+                   example=example)
 
     p = sub.add_parser("eval", help="mIoU, pixel and mean accuracy, per-class IoU on the validation split")
     p.add_argument("--config", required=True)
@@ -49,7 +42,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split to evaluate (default: data.val_split)")
     p.add_argument("--json", default=None, metavar="OUT", help="write the scores as JSON")
     _add_inference(p)
-    _add_common(p)
+    add_run_options(p, example)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="label PNGs and colour overlays for images")
@@ -64,7 +57,7 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
     p.add_argument("--no-legend", action="store_true")
     _add_inference(p)
-    _add_common(p)
+    add_run_options(p, example)
     p.set_defaults(func=cmd_predict)
 
 
