@@ -11,6 +11,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from hrnet.atomic import write_text
+
 IMAGENET_NUM_CLASSES = 1000
 
 
@@ -66,19 +68,8 @@ def read_class_names(path: str | Path) -> list[str]:
 
 def write_classes(classes: list[tuple[str, str]], path: str | Path) -> None:
     """Write ``id<TAB>name`` lines atomically, so a trained model's classes travel with its weights."""
-    import os
-    import tempfile
 
     for key, name in classes:
         if "\t" in key or "\n" in key or "\n" in name:
             raise ValueError(f"class id/name may not hold tabs or newlines: {key!r}, {name!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("".join(f"{key}\t{name}\n" for key, name in classes))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, "".join(f"{key}\t{name}\n" for key, name in classes))

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from hrnet.atomic import write_json
 from hrnet.engine.config import add_run_options, add_train_verb
 
 
@@ -65,16 +65,7 @@ def _config(args: argparse.Namespace):
 
 
 def _write_json(obj: object, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, obj)
 
 
 def _classifier(args: argparse.Namespace, device: str | None = None):

@@ -8,14 +8,14 @@ of numpy and ``random`` are converted to tensors / lists for that reason).
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from hrnet.atomic import atomic_path
 
 
 class CheckpointError(ValueError):
@@ -24,18 +24,8 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
     """Write ``state`` with ``torch.save`` atomically: temp file, fsync, then ``os.replace`` over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import tempfile
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -19,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from hrnet.atomic import write_text
 
 T = TypeVar("T")
 
@@ -280,17 +280,7 @@ def config_to_dict(cfg: Any) -> dict:
 
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write a config (dataclass or dict) as YAML, atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 def add_run_options(parser: argparse.ArgumentParser, example: str = "train.optim.lr=5e-4") -> None:

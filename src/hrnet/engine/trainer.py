@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
+from hrnet.atomic import atomic_path
 from hrnet.engine.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from hrnet.engine.config import TrainConfig, config_to_dict, save_config
 from hrnet.engine.data import SeededSamples, SkipSampler, seed_everything
@@ -66,27 +66,15 @@ def _batch_len(batch: Any) -> int | None:
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_safetensors_atomic(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     """Weights only (for ``eval`` / ``predict``), as safetensors, written via temp file + ``os.replace``."""
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "pt", **(metadata or {})})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", **(metadata or {})})
 
 
 class Trainer:

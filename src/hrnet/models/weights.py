@@ -8,14 +8,14 @@ Files are read without unpickling code (``torch.load(weights_only=True)``) or wi
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+from hrnet.atomic import atomic_path
 
 CONTAINER_KEYS = ("state_dict", "model", "module", "model_state", "net")
 PREFIXES = ("module.", "model.", "backbone.")
@@ -152,20 +152,13 @@ def save_weights(model_or_state: nn.Module | Mapping[str, Tensor], path: str | P
     path = Path(path)
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
-            save_file(state, tmp)
+            save_file(state, str(tmp))
         else:
             torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -8,9 +8,6 @@ The crops, flip test and decoding are those of evaluation (:func:`hrnet.pose.inf
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hrnet import atomic
 from hrnet.io import as_rgb_array
 from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.inference import crop_people, predict_crops
@@ -28,17 +26,7 @@ from hrnet.pose.keypoints import COCO_KEYPOINTS, KeypointSet, load_keypoint_set
 
 def write_json(obj: Any, path: str | Path) -> Path:
     """Write JSON atomically (temp file + os.replace), creating the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_json(path, obj, indent=1)
 
 
 def as_xyxy_boxes(boxes: Any) -> np.ndarray:

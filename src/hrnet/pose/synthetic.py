@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from hrnet.atomic import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -247,19 +247,8 @@ def _render_image(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.n
     return img, anns
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, obj: object) -> None:
-    _atomic_write_bytes(path, json.dumps(obj, separators=(",", ":")).encode())
+    write_bytes(path, json.dumps(obj, separators=(",", ":")).encode())
 
 
 def _jittered_detections(rng: np.random.Generator, anns: list[dict], image_id: int,
@@ -331,7 +320,7 @@ def make_synthetic_coco(out_dir: str | Path, num_train: int = 600, num_val: int 
             ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
             if not ok:
                 raise RuntimeError(f"{paths['images'] / name}: JPEG encoding failed")
-            _atomic_write_bytes(paths["images"] / name, buf.tobytes())
+            write_bytes(paths["images"] / name, buf.tobytes())
             images.append({"id": image_id, "file_name": name, "width": w, "height": h})
             for a in anns:
                 annotations.append({"id": ann_id, "image_id": image_id, **a})

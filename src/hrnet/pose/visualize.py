@@ -8,13 +8,13 @@ matplotlib's Agg canvas (no pyplot), so it works on machines without a display.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from hrnet.atomic import atomic_path, write_bytes
 
 # one colour per limb of the COCO skeleton, cycled for other keypoint sets (RGB)
 _PALETTE = (
@@ -90,18 +90,6 @@ def draw_poses(image_rgb: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
     return canvas
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_image(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an RGB uint8 array to ``path`` (format from the suffix), atomically; returns the path."""
     path = Path(path)
@@ -112,7 +100,7 @@ def save_image(path: str | Path, rgb: np.ndarray) -> Path:
         ok = False
     if not ok:
         raise ValueError(f"{path}: cannot encode an image with suffix {path.suffix!r}")
-    _atomic_write(path, buf.tobytes())
+    write_bytes(path, buf.tobytes())
     return path
 
 
@@ -179,13 +167,6 @@ def plot_metrics(jsonl_path: str | Path, out_png: str | Path,
     ax_metric.set_title("held-out metrics")
     fig.tight_layout()
     out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from hrnet.atomic import write_json
 from hrnet.engine.config import add_run_options, add_train_verb
 
 
@@ -91,16 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _write_json(obj: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_json(path, obj)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

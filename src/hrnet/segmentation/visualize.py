@@ -7,14 +7,14 @@ Files are written atomically (temporary file + ``os.replace``).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from hrnet.atomic import atomic_path
 
 
 def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
@@ -25,15 +25,8 @@ def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray
 
 
 def _atomic_save(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_label_png(labels: np.ndarray, path: str | Path, palette: Sequence[Sequence[int]]) -> Path:
