@@ -174,3 +174,31 @@ def test_ddp_two_processes_agree(coco_dir, tmp_path):
     assert abs(ddp["AP"] - single["AP"]) <= 0.1
     exact = evaluate_pose(cfg, tmp_path / "ddp" / "model_best.safetensors", device="cpu")
     assert exact["AP"] == pytest.approx(ddp["AP"], abs=1e-9)
+
+
+def test_cli_predict_video_with_person_detector(coco_dir, tmp_path, tiny_weights):
+    """Without --boxes, a torchvision detector (user weights) supplies the people; videos are read frame by frame."""
+    import cv2
+    from torchvision.models import detection
+
+    torch.manual_seed(0)
+    det = detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
+    with torch.no_grad():  # random weights whose classifier favours "person": boxes on every frame
+        det.roi_heads.box_predictor.cls_score.bias.zero_()
+        det.roi_heads.box_predictor.cls_score.bias[1] = 12.0
+    torch.save(det.state_dict(), tmp_path / "det.pth")
+    frame = cv2.imread(str(coco_dir / "images" / "000000000785.jpg"))
+    frame = cv2.resize(frame, (160, 120))
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (160, 120))
+    for _ in range(3):
+        writer.write(frame)
+    writer.release()
+    code = _run_cli(["predict", str(video), "--weights", str(tiny_weights), "--config", str(TINY),
+                     "--detector-weights", str(tmp_path / "det.pth"), "--det-arch",
+                     "fasterrcnn_mobilenet_v3_large_320_fpn", "--out", str(tmp_path / "out"), "--no-flip"])
+    assert code == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert sorted({r["frame"] for r in results}) == [0, 1, 2]
+    assert all(len(r["keypoints"]) == 51 and r["file_name"] == "clip.avi" for r in results)
+    assert list((tmp_path / "out").glob("clip_pose.*"))
