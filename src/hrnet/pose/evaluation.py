@@ -93,7 +93,8 @@ def coco_results(image_ids: Sequence[int], keypoints: np.ndarray, keypoint_score
     results = []
     for image_id, idx in by_image.items():
         idx_arr = np.asarray(idx)
-        keep = oks_nms(full[idx_arr], scores[idx_arr], areas[idx_arr], oks_thr, sigmas, vis_thr) if use_nms \
+        # as the official code: the threshold selects keypoints for rescoring only; NMS compares all of them
+        keep = oks_nms(full[idx_arr], scores[idx_arr], areas[idx_arr], oks_thr, sigmas) if use_nms \
             else list(range(len(idx)))
         for j in keep:
             i = int(idx_arr[j])
