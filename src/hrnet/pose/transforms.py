@@ -15,9 +15,11 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from hrnet import io
+
 PIXEL_STD = 200.0  # scale unit of the official code
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMAGENET_MEAN = np.array(io.IMAGENET_MEAN, dtype=np.float32)
+IMAGENET_STD = np.array(io.IMAGENET_STD, dtype=np.float32)
 
 
 def box_to_center_scale(box_xywh: Sequence[float], aspect_ratio: float,
