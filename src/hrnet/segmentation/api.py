@@ -17,24 +17,12 @@ from torch import nn
 from hrnet.io import as_rgb_array
 from hrnet.segmentation.inference import predict_probs
 from hrnet.segmentation.labels import (
-    CITYSCAPES_CLASSES,
-    CITYSCAPES_PALETTE,
-    LIP_CLASSES,
-    LIP_FLIP_PAIRS,
-    PASCAL_CONTEXT_CLASSES,
+    dataset_classes,
     default_palette,
     flip_permutation,
 )
 from hrnet.segmentation.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_pair, to_tensor
 from hrnet.segmentation.visualize import overlay
-
-# dataset name -> (class names, palette or None, left/right flip pairs)
-PRESETS: dict[str, tuple[Sequence[str], Sequence[Sequence[int]] | None, Sequence[Sequence[int]]]] = {
-    "cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, ()),
-    "pascal_context59": (PASCAL_CONTEXT_CLASSES, None, ()),
-    "pascal_context60": (("background", *PASCAL_CONTEXT_CLASSES), None, ()),
-    "lip": (LIP_CLASSES, None, LIP_FLIP_PAIRS),
-}
 
 
 @dataclass
@@ -93,9 +81,7 @@ class Segmenter:
         std: Sequence[float] = IMAGENET_STD,
         **model_overrides,
     ):
-        if dataset and dataset not in PRESETS:
-            raise ValueError(f"unknown dataset preset {dataset!r}; choose from {sorted(PRESETS)}")
-        preset_names, preset_palette, preset_pairs = PRESETS[dataset] if dataset else (None, None, ())
+        preset_names, preset_palette, preset_pairs = dataset_classes(dataset) if dataset else (None, None, ())
         class_names = list(class_names) if class_names is not None else (list(preset_names) if preset_names else None)
         if isinstance(model_or_name, nn.Module):
             model = model_or_name

@@ -128,3 +128,18 @@ def flip_permutation(num_classes: int, pairs: tuple[tuple[int, int], ...] | list
             raise ValueError(f"flip pair ({a}, {b}) is outside the {num_classes} classes")
         perm[a], perm[b] = b, a
     return perm
+
+
+DATASET_PRESETS = ("cityscapes", "pascal_context59", "pascal_context60", "lip")
+
+
+def dataset_classes(name: str) -> tuple[list[str], list[tuple[int, int, int]], list[tuple[int, int]]]:
+    """Class names, colours and left/right flip pairs of a built-in dataset (one of ``DATASET_PRESETS``)."""
+    if name == "cityscapes":
+        return list(CITYSCAPES_CLASSES), [tuple(c) for c in CITYSCAPES_PALETTE], []
+    if name in ("pascal_context59", "pascal_context60"):
+        names = list(PASCAL_CONTEXT_CLASSES) if name.endswith("59") else ["background", *PASCAL_CONTEXT_CLASSES]
+        return names, default_palette(len(names)), []
+    if name == "lip":
+        return list(LIP_CLASSES), default_palette(len(LIP_CLASSES)), [tuple(p) for p in LIP_FLIP_PAIRS]
+    raise ValueError(f"unknown dataset preset {name!r}; choose from {list(DATASET_PRESETS)}")

@@ -19,11 +19,7 @@ from hrnet.segmentation.config import SegConfig, SegDataConfig, SegTestConfig
 from hrnet.segmentation.datasets import DATASETS, SegDataset, read_classes_yaml
 from hrnet.segmentation.inference import predict_probs
 from hrnet.segmentation.labels import (
-    CITYSCAPES_CLASSES,
-    CITYSCAPES_PALETTE,
-    LIP_CLASSES,
-    LIP_FLIP_PAIRS,
-    PASCAL_CONTEXT_CLASSES,
+    dataset_classes,
     default_palette,
     flip_permutation,
 )
@@ -36,13 +32,10 @@ log = logging.getLogger(__name__)
 
 def class_info(data: SegDataConfig) -> tuple[list[str], list[tuple[int, int, int]], list[tuple[int, int]]]:
     """Class names, colours and left/right flip pairs of the configured dataset (without listing files)."""
-    if data.dataset == "cityscapes":
-        names, palette, pairs = list(CITYSCAPES_CLASSES), list(CITYSCAPES_PALETTE), []
+    if data.dataset in ("cityscapes", "lip"):
+        names, palette, pairs = dataset_classes(data.dataset)
     elif data.dataset == "pascal_context":
-        names = list(PASCAL_CONTEXT_CLASSES) if data.num_classes == 59 else ["background", *PASCAL_CONTEXT_CLASSES]
-        palette, pairs = default_palette(len(names)), []
-    elif data.dataset == "lip":
-        names, palette, pairs = list(LIP_CLASSES), default_palette(20), list(LIP_FLIP_PAIRS)
+        names, palette, pairs = dataset_classes("pascal_context59" if data.num_classes == 59 else "pascal_context60")
     elif data.dataset == "folder":
         spec = read_classes_yaml(Path(data.root) / "classes.yaml")
         names = spec["names"]
