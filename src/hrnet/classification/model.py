@@ -34,20 +34,20 @@ def load_classifier_weights(model: nn.Module, src: str | Path | Mapping[str, Any
     tensor is loaded strictly and ``classifier.*`` keeps its fresh initialisation. ``origin`` names the
     source in messages (default: the path).
     """
-    from hrnet.models.weights import load_weights, read_state_dict
+    from hrnet.models.weights import load_weights, mismatched_head_keys, read_state_dict
 
     origin = origin or (str(src) if isinstance(src, (str, Path)) else "state dict")
     state = read_state_dict(src)
-    theirs = weights_num_classes(state)
-    ours = model.classifier.out_features
-    if theirs is None or theirs == ours:
+    exclude = mismatched_head_keys(model, state, ("classifier.",))
+    if not exclude:
         load_weights(model, state)
         return None
+    theirs, ours = weights_num_classes(state), model.classifier.out_features
     if not reinit_classifier:
         raise ValueError(f"{origin}: the checkpoint classifies {theirs} classes but the model has {ours}; "
                          f"build the model with num_classes={theirs} to use it as it is, or pass a "
                          f"num_classes override (model.num_classes) to re-initialise the classifier")
-    load_weights(model, state, exclude=("classifier.",))
+    load_weights(model, state, exclude=exclude)
     message = (f"{origin}: the checkpoint classifies {theirs} classes, the model {ours}: "
                f"classifier re-initialised, all other weights loaded")
     log.warning(message)

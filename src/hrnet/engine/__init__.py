@@ -1,7 +1,7 @@
 """Shared training engine: typed configs, DDP helpers, crash-safe checkpoints, logging and the Trainer.
 
-Task packages build on it; it never imports them (nor ``hrnet.models``), so it can be used on any
-``nn.Module`` and ``Dataset``.
+Task packages build on it; it never imports them (from ``hrnet.models`` only the generic
+``save_weights``), so it can be used on any ``nn.Module`` and ``Dataset``.
 """
 
 from hrnet.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint

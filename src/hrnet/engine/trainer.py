@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
@@ -36,6 +35,7 @@ from hrnet.engine.data import SeededSamples, SkipSampler, seed_everything
 from hrnet.engine.distributed import DistInfo, all_gather_object, all_reduce_, init_distributed
 from hrnet.engine.logging import MetricsLogger, Progress
 from hrnet.engine.optim import build_optimizer, build_scheduler
+from hrnet.models.weights import save_weights
 
 log = logging.getLogger("hrnet.engine")
 
@@ -68,13 +68,6 @@ def _batch_len(batch: Any) -> int | None:
 def _atomic_copy(src: Path, dst: Path) -> None:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-
-
-def save_safetensors_atomic(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Weights only (for ``eval`` / ``predict``), as safetensors, written via temp file + ``os.replace``."""
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", **(metadata or {})})
 
 
 class Trainer:
@@ -230,9 +223,8 @@ class Trainer:
                 self._save_last()
                 if improved and self.dist.is_main:
                     _atomic_copy(self.out_dir / "last.pt", self.out_dir / "best.pt")
-                    save_safetensors_atomic(
-                        self.model, self.out_dir / "model_best.safetensors", {"epoch": str(self.epoch)}
-                    )
+                    # weights only, for eval / predict
+                    save_weights(self.model, self.out_dir / "model_best.safetensors", {"epoch": str(self.epoch)})
         finally:
             self._logger.close()
         return dict(self.last_metrics)

@@ -8,6 +8,7 @@ Files are read without unpickling code (``torch.load(weights_only=True)``) or wi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -16,6 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from hrnet.atomic import atomic_path
+
+log = logging.getLogger("hrnet")
 
 CONTAINER_KEYS = ("state_dict", "model", "module", "model_state", "net")
 PREFIXES = ("module.", "model.", "backbone.")
@@ -110,6 +113,20 @@ def _describe(keys: Sequence[str], limit: int = 4) -> str:
     return f"{len(keys)} in {where}: {shown}"
 
 
+HEAD_PREFIXES = ("classifier.", "final_layer.", "last_layer.")
+
+
+def mismatched_head_keys(model: nn.Module, state: Mapping[str, Tensor],
+                         heads: Sequence[str] = HEAD_PREFIXES) -> tuple[str, ...]:
+    """Keys of the output layers (``heads``) whose shapes differ between ``state`` and ``model``.
+
+    These are what changes with the class or keypoint count; passing them as ``exclude`` to
+    :func:`load_weights` keeps the model's fresh head and loads everything else strictly.
+    """
+    own = model.state_dict()
+    return tuple(k for k in state if k.startswith(tuple(heads)) and k in own and state[k].shape != own[k].shape)
+
+
 def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Module, strict: bool = True,
                  exclude: Sequence[str] = ()) -> LoadResult:
     """Load ``src`` into ``model``; strict by default, with errors that name keys and shapes.
@@ -147,16 +164,19 @@ def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Modu
     return LoadResult(missing, unexpected)
 
 
-def save_weights(model_or_state: nn.Module | Mapping[str, Tensor], path: str | Path) -> Path:
-    """Write weights atomically: safetensors for ``.safetensors`` paths, a plain torch file otherwise."""
+def save_weights(model_or_state: nn.Module | Mapping[str, Tensor], path: str | Path,
+                 metadata: Mapping[str, str] | None = None) -> Path:
+    """Write weights atomically: safetensors for ``.safetensors`` paths (with optional string
+    ``metadata``), a plain torch file otherwise."""
     path = Path(path)
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
-    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    # clone: safetensors refuses tensors that share storage
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
-            save_file(state, str(tmp))
+            save_file(state, str(tmp), metadata={"format": "pt", **(metadata or {})})
         else:
             torch.save(state, tmp)
     return path
@@ -187,14 +207,11 @@ def load_pretrained(model: nn.Module, name: str, pretrained: bool | str | Path) 
     else:
         path = Path(pretrained)
     state = read_state_dict(path)
-    own = model.state_dict()
-    head_mismatch = sorted({k.split(".")[0] + "." for k in state if k in own and state[k].shape != own[k].shape
-                            and k.startswith(("classifier.", "final_layer.", "last_layer."))})
+    head_mismatch = mismatched_head_keys(model, state)
     if head_mismatch:
-        print(f"hrnet: {path}: head {', '.join(head_mismatch)} has another output size; re-initialised")
+        log.warning("%s: %s have another output size; re-initialised", path, ", ".join(head_mismatch))
     strict = not task and not head_mismatch and not hasattr(model, "feature_info")
     result = load_weights(model, state, strict=strict, exclude=head_mismatch)
     if not strict and result.missing:
-        print(f"hrnet: {path}: {len(result.missing)} model tensors not in the file (kept as initialised): "
-              f"{_describe(result.missing, 4)}")
+        log.info("%s: %s model tensors not in the file (kept as initialised)", path, _describe(result.missing, 4))
     return result

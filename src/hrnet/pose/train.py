@@ -105,16 +105,14 @@ def load_pose_weights(model: nn.Module, path: str | Path, strict: bool = True) -
     When the file's ``final_layer`` predicts another number of keypoints than the model (a custom keypoint
     set), the head is left as initialised and a warning says so. Non-strict loads log what was not loaded.
     """
-    from hrnet.models.weights import load_weights, read_state_dict
+    from hrnet.models.weights import load_weights, mismatched_head_keys, read_state_dict
 
     state = read_state_dict(path)
-    own = model.state_dict()
-    exclude: tuple[str, ...] = ()
-    w = state.get("final_layer.weight")
-    if w is not None and "final_layer.weight" in own and w.shape != own["final_layer.weight"].shape:
+    exclude = mismatched_head_keys(model, state, ("final_layer.",))
+    if exclude:
         log.warning("%s: keypoint head predicts %d keypoints, the model %d (num_joints changed): "
-                    "final_layer re-initialised", path, w.shape[0], own["final_layer.weight"].shape[0])
-        exclude = ("final_layer.",)
+                    "final_layer re-initialised", path, state["final_layer.weight"].shape[0],
+                    model.final_layer.out_channels)
     result = load_weights(model, state, strict=strict and not exclude, exclude=exclude)
     if result.missing or result.unexpected:
         log.info("%s: %d model tensors not in the file (kept as initialised, e.g. %s); %d file tensors unused "
