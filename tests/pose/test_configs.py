@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hrnet.engine.config import load_config
-from hrnet.pose.train import PoseConfig
+from hrnet.pose.config import PoseConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "pose"
 OFFICIAL = {"coco/w32_256x192.yaml": ("pose_hrnet_w32", [192, 256]),

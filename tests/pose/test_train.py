@@ -19,9 +19,11 @@ from hrnet.engine.config import load_config
 from hrnet.models.weights import save_weights
 from hrnet.pose.api import PoseEstimator
 from hrnet.pose.cli import add_subcommands
+from hrnet.pose.config import PoseConfig
 from hrnet.pose.inference import predict_dataset
 from hrnet.pose.keypoints import COCO_KEYPOINTS
-from hrnet.pose.train import PoseConfig, build_dataset, build_model, evaluate_pose, train_pose
+from hrnet.pose.model import build_model
+from hrnet.pose.train import build_dataset, evaluate, train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "pose" / "sample" / "tiny.yaml"
@@ -40,7 +42,7 @@ def _losses(out: Path) -> list[float]:
 
 def test_short_fit_loss_falls(coco_dir, tmp_path):
     cfg = _cfg(coco_dir, "train.epochs=4", "train.eval_every=0")
-    train_pose(cfg, tmp_path, device="cpu")
+    train(cfg, tmp_path, device="cpu")
     losses = _losses(tmp_path)
     assert len(losses) == 4 and losses[-1] < losses[0], losses
     assert (tmp_path / "last.pt").is_file() and (tmp_path / "model_best.safetensors").is_file()
@@ -51,9 +53,9 @@ def test_resume_gives_same_weights(coco_dir, tmp_path):
     """3 epochs straight vs 2 epochs + resume for the 3rd, with rotation / scale / flip / half-body on."""
     aug = ["data.rot_prob=0.6", "data.scale_factor=0.35", "data.flip=true", "data.half_body_prob=0.3",
            "train.batch_size=6", "train.eval_every=0"]
-    train_pose(_cfg(coco_dir, "train.epochs=3", *aug), tmp_path / "a", device="cpu")
-    train_pose(_cfg(coco_dir, "train.epochs=2", *aug), tmp_path / "b", device="cpu")
-    train_pose(_cfg(coco_dir, "train.epochs=3", *aug), tmp_path / "b", resume=tmp_path / "b" / "last.pt",
+    train(_cfg(coco_dir, "train.epochs=3", *aug), tmp_path / "a", device="cpu")
+    train(_cfg(coco_dir, "train.epochs=2", *aug), tmp_path / "b", device="cpu")
+    train(_cfg(coco_dir, "train.epochs=3", *aug), tmp_path / "b", resume=tmp_path / "b" / "last.pt",
                device="cpu")
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
@@ -145,12 +147,12 @@ def test_fit_coco_sample_reaches_ap(coco_dir, tmp_path):
     """The tiny HRNet fits the 12 labelled people of the 4 COCO images: AP >= 0.8 and the loss falls."""
     t0 = time.time()
     cfg = load_config(PoseConfig, FIT, [f"data.root={coco_dir}"])
-    metrics = train_pose(cfg, tmp_path, device="cpu")
+    metrics = train(cfg, tmp_path, device="cpu")
     losses = _losses(tmp_path)
     print(f"fit: {time.time() - t0:.0f} s, loss {losses[0]:.5f} -> {losses[-1]:.5f}, metrics {metrics}")
     assert losses[-1] < 0.5 * losses[0]
     assert metrics["AP"] >= 0.8, metrics
-    again = evaluate_pose(cfg, tmp_path / "model_best.safetensors", device="cpu")
+    again = evaluate(cfg, tmp_path / "model_best.safetensors", device="cpu")
     assert again["AP"] >= metrics["AP"] - 1e-9  # best weights evaluate to the best metric
 
 
@@ -166,13 +168,13 @@ def test_ddp_two_processes_agree(coco_dir, tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = load_config(PoseConfig, TINY, [*sets, "train.batch_size=12"])
-    single = train_pose(cfg, tmp_path / "one", device="cpu")
+    single = train(cfg, tmp_path / "one", device="cpu")
     rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     ddp = [r for r in rows if r.get("type") == "eval"][-1]
     l2, l1 = _losses(tmp_path / "ddp"), _losses(tmp_path / "one")
     np.testing.assert_allclose(l2, l1, rtol=0.1)
     assert abs(ddp["AP"] - single["AP"]) <= 0.1
-    exact = evaluate_pose(cfg, tmp_path / "ddp" / "model_best.safetensors", device="cpu")
+    exact = evaluate(cfg, tmp_path / "ddp" / "model_best.safetensors", device="cpu")
     assert exact["AP"] == pytest.approx(ddp["AP"], abs=1e-9)
 
 

@@ -1,6 +1,6 @@
 """Human pose estimation with HRNetV1 (Section 4 of the paper): top-down, heatmaps at 1/4 resolution.
 
-``PoseEstimator`` is the Python face of ``hrnet pose predict``; ``train_pose`` / ``evaluate_pose`` are
+``PoseEstimator`` is the Python face of ``hrnet pose predict``; ``train`` / ``evaluate`` are
 ``hrnet pose train`` / ``hrnet pose eval``. Imports are lazy so that ``import hrnet.pose`` stays cheap.
 """
 
@@ -16,9 +16,7 @@ _EXPORTS = {
     "COCO_KEYPOINTS": "hrnet.pose.keypoints",
     "MPII_KEYPOINTS": "hrnet.pose.keypoints",
     "load_keypoint_set": "hrnet.pose.keypoints",
-    "PoseConfig": "hrnet.pose.train",
-    "train_pose": "hrnet.pose.train",
-    "evaluate_pose": "hrnet.pose.train",
+    "PoseConfig": "hrnet.pose.config",
 }
 __all__ = list(_EXPORTS)
 

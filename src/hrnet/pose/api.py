@@ -104,7 +104,7 @@ class PoseEstimator:
         else:
             model = model_or_name
         if weights is not None:
-            from hrnet.pose.train import load_pose_weights
+            from hrnet.pose.model import load_pose_weights
 
             load_pose_weights(model, weights, strict=True)
         k = getattr(model, "num_joints", self.keypoint_set.num_keypoints)

@@ -69,11 +69,12 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from hrnet.engine.config import load_config
-    from hrnet.pose.train import PoseConfig, train_pose
+    from hrnet.pose.config import PoseConfig
+    from hrnet.pose.train import train
 
     _setup_logging()
     cfg = load_config(PoseConfig, args.config, args.overrides)
-    metrics = train_pose(cfg, args.out, resume=args.resume, device=args.device)
+    metrics = train(cfg, args.out, resume=args.resume, device=args.device)
     if metrics:
         print(json.dumps(metrics, indent=2))
     return 0
@@ -90,12 +91,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from hrnet.engine.config import load_config
     from hrnet.engine.distributed import init_distributed
     from hrnet.pose.api import write_json
-    from hrnet.pose.train import PoseConfig, evaluate_pose
+    from hrnet.pose.config import PoseConfig
+    from hrnet.pose.train import evaluate
 
     _setup_logging()
     cfg = load_config(PoseConfig, args.config, args.overrides)
     dist = init_distributed(args.device)
-    metrics = evaluate_pose(cfg, args.weights, results_file=args.results, dist=dist)
+    metrics = evaluate(cfg, args.weights, results_file=args.results, dist=dist)
     if dist.is_main:
         print_metrics(metrics)
         if args.json:
@@ -169,7 +171,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     device = args.device or "cpu"
     if args.config:
         from hrnet.engine.config import load_config
-        from hrnet.pose.train import PoseConfig, build_model
+        from hrnet.pose.config import PoseConfig
+        from hrnet.pose.model import build_model
 
         cfg = load_config(PoseConfig, args.config)
         model = build_model(cfg, pretrained=False)

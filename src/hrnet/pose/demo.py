@@ -2,7 +2,7 @@
 
 With no ``--data`` the demo renders its own synthetic COCO-format keypoint dataset (see
 :mod:`hrnet.pose.synthetic`) under ``OUT/data`` (reused when present), trains a narrow HRNetV1 on it with
-the pose core's ``train_pose`` (the shared engine underneath), evaluates the held-out split with the full
+the pose core's ``train`` (the shared engine underneath), evaluates the held-out split with the full
 COCO pipeline (flip test, back-projection, rescoring, OKS-NMS, pycocotools) and writes:
 
 - ``OUT/metrics.json``: AP, AP50, AP75, APM, APL, AR (and the AR breakdown), GT person boxes;
@@ -81,7 +81,7 @@ def demo_config(layout: dict[str, Path], settings: DemoSettings, epochs: int, se
                 boxes: str | Path = "gt") -> Any:
     """The :class:`~hrnet.pose.train.PoseConfig` of the demo run."""
     from hrnet.engine.config import OptimConfig, ScheduleConfig, TrainConfig
-    from hrnet.pose.train import PoseConfig, PoseDataConfig, PoseModelConfig, PoseTestConfig
+    from hrnet.pose.config import PoseConfig, PoseDataConfig, PoseModelConfig, PoseTestConfig
 
     s = settings
     data = PoseDataConfig(
@@ -169,7 +169,7 @@ def _run(data: str | None, out: str, epochs: int | None, seed: int, s: DemoSetti
     """The demo's steps: data, seeded training, evaluation (GT and detected boxes), pictures, curves."""
     from hrnet.engine.data import seed_everything
     from hrnet.pose.synthetic import make_synthetic_coco
-    from hrnet.pose.train import evaluate_pose, train_pose
+    from hrnet.pose.train import evaluate, train
     from hrnet.pose.visualize import plot_metrics
 
     if not logging.getLogger().handlers:
@@ -198,17 +198,17 @@ def _run(data: str | None, out: str, epochs: int | None, seed: int, s: DemoSetti
     # the network is initialised before the trainer seeds anything: seed here so a demo run is repeatable
     seed_everything(seed)
     t1 = time.perf_counter()
-    train_pose(cfg, run_dir)
+    train(cfg, run_dir)
     t_train = time.perf_counter() - t1
     weights = run_dir / "model_best.safetensors"
     results_file = run_dir / "results_val.json"
-    metrics = evaluate_pose(cfg, weights, results_file=results_file)
+    metrics = evaluate(cfg, weights, results_file=results_file)
     _print_table("held-out keypoint metrics (ground-truth person boxes, flip test, OKS-NMS, pycocotools):",
                  metrics)
     _write_json(metrics, out_dir / "metrics.json")
     if detections is not None:
         det_cfg = replace(cfg, test=replace(cfg.test, boxes=str(detections.resolve())))
-        det_metrics = evaluate_pose(det_cfg, weights)
+        det_metrics = evaluate(det_cfg, weights)
         _print_table("the same with the synthetic person detections file:", det_metrics)
         _write_json(det_metrics, out_dir / "metrics_detections.json")
     with open(results_file, encoding="utf-8") as fh:

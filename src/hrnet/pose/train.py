@@ -1,6 +1,6 @@
-"""Pose experiments: the typed config, model building, training and evaluation as Python functions.
+"""Pose experiments as Python functions: datasets, loss and evaluation handed to the shared engine.
 
-``train_pose(cfg, out_dir)`` and ``evaluate_pose(cfg, weights)`` are what ``hrnet pose train`` / ``eval``
+``train(cfg, out_dir)`` and ``evaluate(cfg, weights)`` are what ``hrnet pose train`` / ``eval``
 run and what the demo calls. Training uses the shared :class:`hrnet.engine.trainer.Trainer`; evaluation
 shards crops over DDP ranks, gathers the predictions and scores them once (COCO protocol or PCKh).
 Relative data paths in the config are taken relative to ``data.root``.
@@ -9,148 +9,30 @@ Relative data paths in the config are taken relative to ``data.root``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from hrnet.engine.config import TrainConfig, config_to_dict
+from hrnet.engine.config import config_to_dict
 from hrnet.engine.data import seed_everything
 from hrnet.engine.distributed import DistInfo, all_gather_object, init_distributed
 from hrnet.pose.codec import HeatmapCodec
+from hrnet.pose.config import PoseConfig
 from hrnet.pose.datasets import CocoKeypoints, MPIIKeypoints, PoseAugment, TopDownDataset
 from hrnet.pose.evaluation import coco_results, evaluate_coco, pckh_table
 from hrnet.pose.inference import predict_dataset
 from hrnet.pose.keypoints import KeypointSet, load_keypoint_set
 from hrnet.pose.loss import JointsMSELoss
+from hrnet.pose.model import build_model, load_pose_weights
 
 log = logging.getLogger("hrnet.pose")
-
-
-@dataclass
-class PoseModelConfig:
-    """The network: a zoo name (``pose_hrnet_w32``), ImageNet / pose init weights, backbone overrides."""
-
-    name: str = "pose_hrnet_w32"
-    pretrained: str | None = None  # classification (ImageNet) or pose checkpoint; loaded non-strictly
-    overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {stage_modules: [1, 1, 1]}
-
-
-@dataclass
-class PoseDataConfig:
-    """Dataset files, keypoint set, crop geometry and training augmentation. Sizes are (w, h)."""
-
-    dataset: str = "coco"  # coco | mpii
-    root: str = "data/coco"
-    train_ann: str = "annotations/person_keypoints_train2017.json"
-    train_images: str = "images/train2017"
-    val_ann: str = "annotations/person_keypoints_val2017.json"
-    val_images: str = "images/val2017"
-    keypoint_set: str = "coco"  # built-in name or a YAML file
-    input_size: list[int] = field(default_factory=lambda: [192, 256])
-    heatmap_size: list[int] | None = None  # default input / 4
-    sigma: float = 2.0
-    use_joint_weights: bool = False
-    rot_factor: float = 45.0
-    rot_prob: float = 0.6
-    scale_factor: float = 0.35
-    flip: bool = True
-    half_body_prob: float = 0.3
-    num_joints_half_body: int = 8
-
-
-@dataclass
-class PoseTestConfig:
-    """Evaluation: person boxes, flip test, decoding and the COCO rescoring / NMS thresholds."""
-
-    boxes: str = "gt"  # "gt" or a person detections file (COCO results format), relative to data.root
-    det_score_thr: float = 0.0
-    flip_test: bool = True
-    shift_heatmap: bool = True
-    dark: bool = False
-    in_vis_thr: float = 0.2
-    oks_thr: float = 0.9
-    use_nms: bool = True
-    batch_size: int = 32
-    workers: int = 0
-
-
-@dataclass
-class PoseConfig:
-    """A whole pose experiment (``configs/pose/**.yaml``)."""
-
-    model: PoseModelConfig = field(default_factory=PoseModelConfig)
-    data: PoseDataConfig = field(default_factory=PoseDataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    test: PoseTestConfig = field(default_factory=PoseTestConfig)
-
-    def __post_init__(self) -> None:
-        if self.data.dataset not in ("coco", "mpii"):
-            raise ValueError(f"data.dataset must be 'coco' or 'mpii', got {self.data.dataset!r}")
-        if len(self.data.input_size) != 2:
-            raise ValueError(f"data.input_size must be [w, h], got {self.data.input_size}")
 
 
 def _path(root: str, p: str) -> Path:
     q = Path(p)
     return q if q.is_absolute() else Path(root) / q
-
-
-def load_pose_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Any:
-    """Load pose or ImageNet weights into ``model``; a keypoint head of another size is re-initialised.
-
-    When the file's ``final_layer`` predicts another number of keypoints than the model (a custom keypoint
-    set), the head is left as initialised and a warning says so. Non-strict loads log what was not loaded.
-    """
-    from hrnet.models.weights import load_weights, mismatched_head_keys, read_state_dict
-
-    state = read_state_dict(path)
-    exclude = mismatched_head_keys(model, state, ("final_layer.",))
-    if exclude:
-        log.warning("%s: keypoint head predicts %d keypoints, the model %d (num_joints changed): "
-                    "final_layer re-initialised", path, state["final_layer.weight"].shape[0],
-                    model.final_layer.out_channels)
-    result = load_weights(model, state, strict=strict and not exclude, exclude=exclude)
-    if result.missing or result.unexpected:
-        log.info("%s: %d model tensors not in the file (kept as initialised, e.g. %s); %d file tensors unused "
-                 "(e.g. %s)", path, len(result.missing), result.missing[:3], len(result.unexpected),
-                 result.unexpected[:3])
-    return result
-
-
-def init_pose_weights(model: nn.Module) -> None:
-    """The official pose initialisation: convolutions N(0, 0.001) with zero bias, batch norms 1 / 0.
-
-    Small initial heatmaps (instead of PyTorch's default O(1) outputs) make the MSE start near the
-    target's energy and training from scratch converge much sooner.
-    """
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-            nn.init.normal_(m.weight, std=0.001)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
-def build_model(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, pretrained: bool = True) -> nn.Module:
-    """The configured pose network with one heatmap per keypoint; ``model.pretrained`` is loaded
-    non-strictly when ``pretrained`` (training starts), not when other weights follow (evaluation)."""
-    from hrnet.models.zoo import create_model
-
-    ks = keypoint_set or load_keypoint_set(cfg.data.keypoint_set)
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
-    if not cfg.model.name.startswith("pose_"):
-        raise ValueError(f"model.name must be a pose model (pose_hrnet_w32, ...), got {cfg.model.name!r}")
-    model = create_model(cfg.model.name, num_joints=ks.num_keypoints, **overrides)
-    init_pose_weights(model)
-    if pretrained and cfg.model.pretrained:
-        load_pose_weights(model, cfg.model.pretrained, strict=False)
-    return model
 
 
 def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None = None) -> TopDownDataset:
@@ -214,7 +96,7 @@ def _train_collate(batch: list[dict]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([b[k] for b in batch]) for k in ("image", "target", "target_weight")}
 
 
-def train_pose(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None = None,
+def train(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None = None,
                dist: DistInfo | None = None, device: str | None = None) -> dict[str, float]:
     """Train ``cfg`` into ``out_dir`` (checkpoints, metrics.jsonl, model_best.safetensors); returns the last
     evaluation metrics (AP ... for COCO, PCKh ... for MPII)."""
@@ -239,7 +121,7 @@ def train_pose(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None =
     return trainer.fit(resume=resume)
 
 
-def evaluate_pose(cfg: PoseConfig, weights: str | Path | None, device: str | None = None,
+def evaluate(cfg: PoseConfig, weights: str | Path | None, device: str | None = None,
                   results_file: str | Path | None = None, model: nn.Module | None = None,
                   dist: DistInfo | None = None) -> dict[str, float]:
     """Evaluate ``weights`` (or ``model``) on the validation set of ``cfg``; optionally write COCO results."""
