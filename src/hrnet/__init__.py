@@ -1,18 +1,26 @@
 """hrnet: High-Resolution Networks for pose, segmentation, detection and classification.
 
 One backbone (``hrnet.models.backbone``) serves every task; ``create_model`` builds any named
-configuration, ``load_weights`` reads official / timm / mmpose / mmseg checkpoints strictly.
+configuration, ``load_weights`` reads official / timm / mmpose / mmseg checkpoints strictly, and
+``load_model`` rebuilds a trained model from a weights file that carries its model card.
 """
 
+from hrnet.loader import load_model
+from hrnet.models.card import ModelCard, read_card
 from hrnet.models.complexity import model_complexity
 from hrnet.models.weights import load_weights, read_state_dict, save_weights
 from hrnet.models.zoo import create_model, list_models
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+
 __all__ = [
+    "ModelCard",
     "create_model",
     "list_models",
+    "load_model",
     "load_weights",
+    "read_card",
     "read_state_dict",
     "save_weights",
     "model_complexity",

@@ -2,14 +2,16 @@
 
 Every file the package writes (checkpoints, weights, configs, JSON results, pictures) goes through
 :func:`atomic_path`, so a crash or a full disk mid-write leaves the previous file intact and no
-half-written file under the final name.
+half-written file under the final name. The temporary file is created with mode 0666 filtered by the
+process umask (as ``open()`` would), so results are readable by teammates and services under the
+usual umask 022, instead of the owner-only 0600 of ``tempfile.mkstemp``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +24,13 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
     when the block succeeds it replaces ``path``, otherwise it is removed. Creates the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
+    while True:
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield Path(tmp)
         if fsync:

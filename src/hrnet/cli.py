@@ -54,7 +54,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser(load_tasks: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The argument parser; only the task verbs in ``load_tasks`` (default: all) are imported."""
+    from hrnet import __version__
+
     parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hrnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list model names")
@@ -74,6 +77,10 @@ def build_parser(load_tasks: Sequence[str] | None = None) -> argparse.ArgumentPa
     p.add_argument("--seed", type=int, default=0, help="seed for the synthetic data and the training")
     p.set_defaults(func=_cmd_demo)
 
+    from hrnet.export import add_export_parser
+
+    add_export_parser(sub)
+
     for task, (module, help_text) in _TASKS.items():
         tp = sub.add_parser(task, help=help_text)
         if load_tasks is None or task in load_tasks:
@@ -89,11 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(wanted).parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError, ImportError) as err:
+        # bad input, a path that cannot be written, a missing optional extra: one line, exit 2
         if getattr(args, "debug", False):
             raise
-        print(f"hrnet: error: {err}", file=sys.stderr)
+        print(f"hrnet: error: {_describe_error(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("hrnet: interrupted", file=sys.stderr)
+        return 130
+
+
+def _describe_error(err: BaseException) -> str:
+    """One line for the user: OS errors as 'path: reason' (the path they gave), others as they are."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

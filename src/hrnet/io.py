@@ -62,6 +62,25 @@ def as_rgb_array(image: str | Path | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def save_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> Path:
+    """Write an RGB uint8 picture atomically; the format follows the suffix (JPEG, PNG, ...).
+
+    The one image saver of the project: every failure (unknown suffix, unwritable folder, full disk)
+    raises ``OSError``/``ValueError`` naming the path instead of returning a flag nobody checks.
+    """
+    from hrnet.atomic import atomic_path
+
+    path = Path(path)
+    image = Image.fromarray(np.ascontiguousarray(as_rgb_array(rgb)))
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown picture format (suffix {path.suffix!r}; use .jpg or .png)")
+    options = {"quality": quality} if fmt == "JPEG" else {}
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **options)
+    return path
+
+
 def list_inputs(inputs: list[str | Path]) -> list[Path]:
     """Expand files and folders into a sorted list of image and video files (folders not recursed)."""
     out: list[Path] = []

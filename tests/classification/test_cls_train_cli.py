@@ -58,12 +58,13 @@ def test_trained_weights_predict_with_readable_names(trained, sample_folder, lab
     out, metrics, _ = trained
     classes = read_classes(out / "classes.txt")
     assert classes == sorted((e["wnid"], e["class_name"]) for e in labels)  # wnid folders -> ImageNet names
-    clf = Classifier("hrnet_w18_small_v1", weights=out / "model_best.safetensors", crop_size=64,
-                     resize_size=73, device="cpu", **TINY)
+    # the weights file alone: its model card rebuilds the overridden network, classes and crop sizes
+    clf = Classifier(out / "model_best.safetensors", device="cpu")
     assert clf.num_classes == 21 and clf.class_names == [n for _, n in classes]
+    assert (clf.crop_size, clf.resize_size) == (64, 73) and clf.class_ids == [i for i, _ in classes]
     again = clf.evaluate(sample_folder, batch_size=21)
     assert again["top1"] == pytest.approx(metrics["top1"]) and again["top5"] == pytest.approx(metrics["top5"])
-    predictions = clf.predict([sample / e["file_name"] for e in labels])
+    predictions = [r.top for r in clf.predict([sample / e["file_name"] for e in labels])]
     right = sum(p[0].name == e["class_name"] for p, e in zip(predictions, labels))
     assert right == round(metrics["top1"] * 21)
     for p in predictions:
@@ -83,16 +84,18 @@ def test_cli_eval_json_and_predict(trained, sample_folder, sample, labels, tmp_p
 
     tench = sample / "images" / "n01440764_tench.JPEG"
     mug = sample / "images" / "n03063599_coffee_mug.JPEG"
-    assert main(["cls", "predict", str(tench), str(mug), "--weights", weights, "--device", "cpu", *sets]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == str(tench) and lines[6] == str(mug) and len(lines) == 12
+    # the carded weights alone are enough: no --set, no --model
+    assert main(["cls", "predict", str(tench), str(mug), "--weights", weights, "--device", "cpu",
+                 "--out", str(tmp_path / "pred"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["file"] for r in report["results"]] == [tench.name, mug.name] and report["done"] == 2
     names = {e["class_name"] for e in labels}
-    for line in lines[1:6] + lines[7:12]:
-        prob, rest = line.split(maxsplit=1)
-        assert 0.0 <= float(prob) <= 1.0 and rest.rsplit(" (", 1)[0] in names
-    clf = Classifier("hrnet_w18_small_v1", weights=weights, crop_size=64, resize_size=73, device="cpu", **TINY)
-    expected = clf.predict(tench)
-    assert [line.split(maxsplit=1)[1] for line in lines[1:6]] == [f"{s.name} ({s.index})" for s in expected]
+    for r in report["results"]:
+        assert len(r["top"]) == 5 and all(0.0 <= t["prob"] <= 1.0 and t["name"] in names for t in r["top"])
+        assert (tmp_path / "pred" / "run-001" / r["output"][0]).is_file()
+    clf = Classifier(weights, device="cpu")
+    expected = clf(tench).top
+    assert [(t["index"], t["name"]) for t in report["results"][0]["top"]] == [(s.index, s.name) for s in expected]
 
 
 def test_cli_class_count_mismatch(trained, sample_folder, capsys):
@@ -102,13 +105,12 @@ def test_cli_class_count_mismatch(trained, sample_folder, capsys):
     # the config says 1000 classes, the checkpoint has 21: a clear error, exit status 2
     assert main(["cls", "eval", "--weights", weights, "--device", "cpu", *sets]) == 2
     err = capsys.readouterr().err
-    assert "classifies 21 classes but the model has 1000" in err and "model_best.safetensors" in err
-    # --num-classes re-initialises the classifier and says so (class names: the indices of 7 classes)
+    assert "num_classes=1000 but the weights classify 21 classes" in err and "model_best.safetensors" in err
+    # --num-classes that differs from the weights at inference: an error, never a re-initialised classifier
     image = str(sample_folder / "n01440764" / "n01440764_tench.JPEG")
     assert main(["cls", "predict", image, "--weights", weights, "--num-classes", "7", "--classes",
-                 str(_seven(out)), "--device", "cpu", *sets]) == 0
-    captured = capsys.readouterr().out
-    assert "classifier re-initialised" in captured and "21 classes, the model 7" in captured
+                 str(_seven(out)), "--device", "cpu", "--out", str(out.parent / "p7")]) == 2
+    assert "num_classes=7 but the weights classify 21 classes" in capsys.readouterr().err
 
 
 def _seven(out: Path) -> Path:

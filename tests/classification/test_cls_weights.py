@@ -8,7 +8,9 @@ from PIL import Image
 
 import hrnet
 from hrnet.classification import Classifier
-from hrnet.classification.model import load_classifier_weights
+from hrnet.classification.config import ClsModelConfig
+from hrnet.classification.model import build_model
+from hrnet.models.weights import HeadMismatchError
 
 from .conftest import TINY
 
@@ -52,7 +54,7 @@ def test_timm_weights_load_strictly_and_predict_the_same_top5(timm_w18, sample, 
         theirs = timm_w18(torch.stack([pre(Image.open(f).convert("RGB")) for f in files]))
     assert 1.0 < theirs.abs().max() < 1e3  # a meaningful, finite spread of logits
 
-    predictions = clf.predict(files, topk=5)
+    predictions = [r.top for r in clf.predict(files, topk=5)]
     probs = theirs.softmax(dim=1)
     top = probs.topk(5, dim=1)
     top6 = probs.topk(6, dim=1).values
@@ -79,23 +81,25 @@ def test_checkpoint_with_another_class_count(tmp_path, sample):
     source = _tiny(21)
     path = hrnet.save_weights(source, tmp_path / "w21.safetensors")
 
-    # a model of 1000 classes: clear error naming both counts and the file
-    with pytest.raises(ValueError, match=r"w21.safetensors: the checkpoint classifies 21 classes but the model "
-                                         r"has 1000"):
-        load_classifier_weights(_tiny(1000), path)
+    # a model of 1000 classes: clear error naming both counts and the file, never a new classifier
+    with pytest.raises(HeadMismatchError, match=r"w21.safetensors: the weights predict 21 classes but the model "
+                                                r"has 1000"):
+        hrnet.load_weights(_tiny(1000), path)
     with pytest.raises(ValueError, match="21 classes but the model has 1000"):
         Classifier(_tiny(1000), weights=path, device="cpu")
+    # an explicit num_classes at inference that differs from the file: an error too
+    with pytest.raises(ValueError, match="21 classes but the model has 5"):
+        Classifier("hrnet_w18_small_v1", weights=path, num_classes=5, device="cpu", **TINY)
 
-    # an explicit num_classes override: classifier re-initialised, everything else loaded, message says so
-    clf = Classifier("hrnet_w18_small_v1", weights=path, num_classes=5, device="cpu", **TINY)
-    assert clf.message is not None and "classifier re-initialised" in clf.message and "w21" in clf.message
-    assert clf.num_classes == 5 and clf.model.classifier.weight.shape == (5, 2048)
+    # fine-tuning from it (model.pretrained): classifier re-initialised, everything else loaded
+    tuned = build_model(ClsModelConfig(name="hrnet_w18_small_v1", num_classes=5, pretrained=str(path), **TINY))
+    assert tuned.classifier.weight.shape == (5, 2048)
     for key, value in source.state_dict().items():
         if not key.startswith("classifier."):
-            torch.testing.assert_close(clf.model.state_dict()[key], value)
+            torch.testing.assert_close(tuned.state_dict()[key], value)
     # without num_classes the class count comes from the file and the predictions are the source's
     clf = Classifier("hrnet_w18_small_v1", weights=path, device="cpu", **TINY)
-    assert clf.num_classes == 21 and clf.message is None and clf.class_names[3] == "3"
+    assert clf.num_classes == 21 and clf.class_names[3] == "3"
     image = sample / "images" / "n02123045_tabby.JPEG"
     with torch.no_grad():
         expected = source.eval()(clf.preprocess(image)[None])
@@ -109,10 +113,11 @@ def test_classifier_accepts_paths_arrays_and_pil_images(sample):
     clf = Classifier(_tiny(1000), device="cpu")
     path = sample / "images" / "n02504458_African_elephant.JPEG"
     pil = Image.open(path)
-    by_path, by_array, by_pil = clf.predict([path, np.asarray(pil.convert("RGB")), pil], topk=3)
+    by_path, by_array, by_pil = (r.top for r in clf.predict([path, np.asarray(pil.convert("RGB")), pil], topk=3))
     assert by_path == by_array == by_pil and len(by_path) == 3
-    single = clf.predict(str(path), topk=1)
-    assert single == by_path[:1]
+    single = clf(str(path), topk=1)
+    assert single.top == by_path[:1] and single.path == str(path)
+    assert clf(pil, topk=3).top == by_path
     torch.testing.assert_close(clf.logits(clf.preprocess(path)[None]), clf.logits([path]))
     with pytest.raises(ValueError, match="not a classifier"):
         Classifier(torch.nn.Linear(2, 2), device="cpu")

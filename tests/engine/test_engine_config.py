@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hrnet.cli_common import add_run_options
 from hrnet.engine import (
     OptimConfig,
     ScheduleConfig,
     TrainConfig,
-    add_run_options,
     config_to_dict,
     load_config,
     save_config,

@@ -92,8 +92,8 @@ def test_heads_shapes():
     assert HeadV2(cfg.branch_channels)(xs).shape == (2, 120, 32, 24)
     assert HeadV2(cfg.branch_channels, out_channels=64)(xs).shape == (2, 64, 32, 24)
     pyramid = HeadV2p(cfg.branch_channels, out_channels=32)(xs)
-    assert [tuple(p.shape[-2:]) for p in pyramid] == [(32, 24), (16, 12), (8, 6), (4, 3), (2, 2)]
-    assert HeadV2p(cfg.branch_channels, first_stride=2).strides == [8, 16, 32, 64, 128]
+    assert [tuple(p.shape[-2:]) for p in pyramid] == [(32, 24), (16, 12), (8, 6), (4, 3), (2, 1)]  # floor pooling
+    assert HeadV2p(cfg.branch_channels, conv_stride=2).strides == [8, 16, 32, 64, 128]
     assert HeadC(cfg.branch_channels)(xs).shape == (2, 2048)
 
 

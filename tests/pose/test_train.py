@@ -115,7 +115,8 @@ def test_api_matches_evaluation_path(coco_dir, tiny_weights):
     """The API on a GT box gives the very keypoints of the evaluation pipeline for that person."""
     cfg = _cfg(coco_dir)
     model = build_model(cfg)
-    est = PoseEstimator(model, tiny_weights, COCO_KEYPOINTS, input_size=(48, 64), flip_test=True)
+    est = PoseEstimator(model, tiny_weights, keypoint_set=COCO_KEYPOINTS, input_size=(64, 48), flip_test=True,
+                        device="cpu")
     ds = build_dataset(cfg, train=False)
     rec = ds.records[0]
     preds = predict_dataset(est.model, torch.utils.data.Subset(ds, [0]), ds.codec, COCO_KEYPOINTS.flip_pairs)
@@ -123,12 +124,13 @@ def test_api_matches_evaluation_path(coco_dir, tiny_weights):
     result = est(rec["file"], boxes=[[x, y, x + w, y + h, 0.7]])
     assert result.keypoints.shape == (1, 17, 2) and result.scores.shape == (1, 17)
     np.testing.assert_allclose(result.keypoints[0], preds[0]["keypoints"], atol=1e-4)
-    js = result.to_json(image_id=rec["image_id"])
+    js = result.to_coco(image_id=rec["image_id"])
     assert js[0]["image_id"] == rec["image_id"] and len(js[0]["keypoints"]) == 51
-    with pytest.raises(ValueError, match="x2 > x1"):
+    assert result.to_json()["people"][0]["image_id"] == int(Path(rec["file"]).stem)  # COCO names: the id
+    with pytest.raises(ValueError, match="has no area"):
         est(rec["file"], boxes=[[10, 10, 5, 20]])
     rgba = np.zeros((40, 30, 4), np.uint8)  # RGBA arrays are accepted; no boxes -> whole image
-    assert est(rgba).keypoints.shape == (1, 17, 2)
+    assert est(rgba).keypoints.shape == (1, 17, 2) and est(rgba).boxes_source == "whole image"
 
 
 def test_cli_predict_with_boxes_file(coco_dir, tmp_path, tiny_weights):
@@ -137,10 +139,12 @@ def test_cli_predict_with_boxes_file(coco_dir, tmp_path, tiny_weights):
     code = _run_cli(["predict", str(image), "--weights", str(tiny_weights), "--config", str(TINY),
                      "--boxes", str(dets), "--out", str(tmp_path), "--no-flip"])
     assert code == 0
-    results = json.loads((tmp_path / "results.json").read_text())
+    report = json.loads((tmp_path / "run-001" / "results.json").read_text())
+    people = report["results"][0]["people"]
     n_boxes = sum(d["image_id"] == 785 for d in json.loads(dets.read_text()))
-    assert len(results) == n_boxes and all(r["image_id"] == 785 for r in results)
-    assert (tmp_path / "000000000785_pose.jpg").is_file()
+    assert len(people) == n_boxes and all(r["image_id"] == 785 for r in people)
+    assert report["results"][0]["boxes_source"] == "given" and report["flip_test"] is False
+    assert (tmp_path / "run-001" / "000000000785.jpg").is_file()
 
 
 def test_fit_coco_sample_reaches_ap(coco_dir, tmp_path):
@@ -200,7 +204,9 @@ def test_cli_predict_video_with_person_detector(coco_dir, tmp_path, tiny_weights
                      "--detector-weights", str(tmp_path / "det.pth"), "--det-arch",
                      "fasterrcnn_mobilenet_v3_large_320_fpn", "--out", str(tmp_path / "out"), "--no-flip"])
     assert code == 0
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert sorted({r["frame"] for r in results}) == [0, 1, 2]
-    assert all(len(r["keypoints"]) == 51 and r["file_name"] == "clip.avi" for r in results)
-    assert list((tmp_path / "out").glob("clip_pose.*"))
+    results = json.loads((tmp_path / "out" / "run-001" / "results.json").read_text())["results"]
+    assert [r["frame"] for r in results] == [0, 1, 2]
+    assert all(r["boxes_source"] == "detector" and r["people"] for r in results)
+    assert all(len(p["keypoints"]) == 51 and r["file"] == "clip.avi#" + str(r["frame"])
+               for r in results for p in r["people"])
+    assert (tmp_path / "out" / "run-001" / "clip.mp4").stat().st_size > 0

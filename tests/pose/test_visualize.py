@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hrnet.pose.visualize import draw_poses, plot_metrics, save_image
+from hrnet.engine.plots import plot_metrics
+from hrnet.io import save_image
+from hrnet.pose.visualize import draw_poses
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

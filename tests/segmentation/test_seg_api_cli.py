@@ -109,11 +109,14 @@ def test_cli_eval_json_and_predict(tmp_path, city_root, city_files, tiny_model):
                "--weights", str(tmp_path / "w.safetensors"), "--out", str(tmp_path / "pred"),
                "--set", *_tiny_overrides(city_root)])
     assert rc == 0
-    stem = "frankfurt_000000_000294_leftImg8bit"
-    label_png = tmp_path / "pred" / f"{stem}_labels.png"
+    name = "frankfurt_000000_000294_leftImg8bit.png"
+    run = tmp_path / "pred" / "run-001"
+    label_png = run / f"{name}.labels.png"
     assert Image.open(label_png).mode == "P"
     np.testing.assert_array_equal(read_label(label_png), labels)
-    overlay = np.asarray(Image.open(tmp_path / "pred" / f"{stem}_overlay.png"))
+    record = json.loads((run / "results.json").read_text())["results"][0]
+    assert record["label_file"] == label_png.name and sum(record["classes"].values()) == labels.size
+    overlay = np.asarray(Image.open(run / name))
     assert overlay.shape[0] == 128 and overlay.shape[1] > 256
 
 

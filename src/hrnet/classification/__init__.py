@@ -4,19 +4,20 @@
 ``hrnet cls train | eval | predict`` is the command line (:mod:`hrnet.classification.cli`).
 """
 
-from hrnet.classification.api import Classifier, ClassScore
+from hrnet.classification.api import Classifier, ClassScore, ClsResult
 from hrnet.classification.classes import imagenet_class_names, imagenet_classes, read_class_names
 from hrnet.classification.config import ClsConfig, ClsDataConfig, ClsModelConfig, ClsTestConfig
 from hrnet.classification.datasets import ClassificationDataset, build_dataset, collate_skip
 from hrnet.classification.evaluation import evaluate_classifier
 from hrnet.classification.metrics import TopKMeter, topk_correct
-from hrnet.classification.model import build_model, load_classifier_weights
-from hrnet.classification.train import scaled_lr, train
+from hrnet.classification.model import build_model, make_card
+from hrnet.classification.train import evaluate, scaled_lr, train
 from hrnet.classification.transforms import eval_transform, train_transform
 
 __all__ = [
     "Classifier",
     "ClassScore",
+    "ClsResult",
     "ClsConfig",
     "ClsDataConfig",
     "ClsModelConfig",
@@ -27,10 +28,11 @@ __all__ = [
     "build_model",
     "collate_skip",
     "eval_transform",
+    "evaluate",
     "evaluate_classifier",
     "imagenet_class_names",
     "imagenet_classes",
-    "load_classifier_weights",
+    "make_card",
     "read_class_names",
     "scaled_lr",
     "topk_correct",

@@ -1,29 +1,38 @@
 """``Classifier``: the Python face of ``hrnet cls predict`` / ``eval``.
 
->>> clf = Classifier("hrnet_w18", weights="hrnet_w18.safetensors")   # doctest: +SKIP
->>> clf.predict("dog.jpg")[0]                                          # doctest: +SKIP
+>>> clf = Classifier("runs/cls/model_best.safetensors")               # doctest: +SKIP
+>>> clf("dog.jpg").top[0]                                               # doctest: +SKIP
 ClassScore(index=207, name='golden retriever', prob=0.93)
 
 Images go through the evaluation transform of training (resize 256, centre crop 224, ImageNet
-normalisation), so a prediction is what ``eval`` scores.
+normalisation; a model card keeps the sizes it was trained with), so a prediction is what ``eval`` scores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
 from hrnet.classification.classes import imagenet_classes, read_classes
-from hrnet.classification.model import HUB, load_classifier_weights, weights_num_classes
+from hrnet.classification.model import HUB, weights_num_classes
+from hrnet.classification.transforms import eval_transform
+from hrnet.engine.distributed import resolve_device
+from hrnet.inputs import Frame, as_frames, batched
+from hrnet.io import as_rgb_array
+from hrnet.loader import resolve_model
+from hrnet.models.weights import read_state_dict
+from hrnet.models.zoo import create_model
+from hrnet.results import Result
 
 ImageInput = str | Path | np.ndarray | Image.Image
-CLASSES_FILE = "classes.txt"
 
 
 class ClassScore(NamedTuple):
@@ -34,9 +43,32 @@ class ClassScore(NamedTuple):
     prob: float
 
 
-def _to_pil(image: ImageInput) -> Image.Image:
-    from hrnet.io import as_rgb_array
+@dataclass
+class ClsResult(Result):
+    """The ``top`` classes of one image, best first."""
 
+    image: np.ndarray
+    top: list[ClassScore]
+    path: str | None = None
+
+    def plot(self) -> np.ndarray:
+        """The image with its top classes and probabilities written in its top-left corner."""
+        out = self.image.copy()
+        scale = max(0.4, min(out.shape[:2]) / 500)
+        y = int(22 * scale)
+        for s in self.top[:3]:
+            text = f"{s.prob:.2f} {s.name}"
+            for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+                cv2.putText(out, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, colour, width, cv2.LINE_AA)
+            y += int(24 * scale)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The image and its top-k classes (index, name, probability)."""
+        return {**self._header(), "top": [s._asdict() for s in self.top]}
+
+
+def _to_pil(image: ImageInput) -> Image.Image:
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     return Image.fromarray(as_rgb_array(image))
@@ -45,53 +77,45 @@ def _to_pil(image: ImageInput) -> Image.Image:
 class Classifier:
     """An HRNet-Wx-C classifier with its preprocessing and class names.
 
-    ``model``: a zoo name (``hrnet_w18``, ...) or a built ``nn.Module`` with a ``classifier``.
-    ``weights``: a local file (ours, official HRNet, timm), ``"hub"`` / ``True`` for the official ImageNet
-    weights, or None (random weights: for tests). With a name and no ``num_classes``, the class count is
-    read from the weights file; an explicit ``num_classes`` that differs re-initialises the classifier
-    (with a message in :attr:`message`) unless ``reinit_classifier=False``, which makes it an error.
-    A built module whose class count differs from the file's is an error.
-    ``class_names``: a list or a file; default: ``classes.txt`` next to the weights (written by training),
-    else the ImageNet names for 1000 classes, else the indices.
+    ``Classifier("model_best.safetensors")`` rebuilds a trained model (overrides, head, classes, crop
+    sizes) from its card. For files without a card, give the zoo name and the file (``weights`` may
+    also be ``"hub"`` / ``True`` for the official ImageNet weights, or None for random weights); the
+    class count is read from the file, and an explicit ``num_classes`` that differs from it is an error
+    (inference never re-initialises a classifier: fine-tune with ``model.pretrained`` instead).
+    ``class_names``: a list or a file (one name, or ``id<TAB>name``, per line); default: the card's,
+    else the ImageNet names for 1000 classes, else the indices. ``device=None`` picks CUDA when present.
     """
 
-    def __init__(self, model: str | nn.Module = "hrnet_w18", weights: str | Path | bool | None = None, *,
+    def __init__(self, model: str | Path | nn.Module = "hrnet_w18", weights: str | Path | bool | None = None, *,
                  num_classes: int | None = None, class_names: Sequence[str] | str | Path | None = None,
-                 device: str | torch.device | None = None, crop_size: int = 224, resize_size: int = 256,
-                 interpolation: str = "bilinear", head: str = "c", reinit_classifier: bool | None = None,
-                 **overrides) -> None:
-        from hrnet.classification.transforms import eval_transform
-        from hrnet.models.weights import read_state_dict
-        from hrnet.models.zoo import create_model
-
-        self.message: str | None = None
+                 topk: int = 5, crop_size: int | None = None, resize_size: int | None = None,
+                 interpolation: str | None = None, head: str = "c", batch_size: int = 32,
+                 device: str | torch.device | None = None, **overrides: Any) -> None:
         if weights is True:
             weights = HUB
-        if isinstance(model, nn.Module):
-            if num_classes is not None or overrides:
-                raise ValueError("num_classes and backbone overrides apply to a model name, not to a built model")
-            net = model
-            if weights == HUB:
-                raise ValueError("weights='hub' needs a model name, not a built model")
-            if weights:
-                load_classifier_weights(net, weights, reinit_classifier=False)
-        elif weights == HUB:
-            net = create_model(model, pretrained=True, num_classes=num_classes, head=head, **overrides)
+        if weights == HUB:
+            if not isinstance(model, str):
+                raise ValueError("weights='hub' needs a model name, not a built model or a file")
+            net, card = create_model(model, pretrained=True, num_classes=num_classes, head=head, **overrides), None
         else:
-            state = read_state_dict(weights) if weights else None
-            n = num_classes or (weights_num_classes(state) if state else None) or 1000
-            net = create_model(model, num_classes=n, head=head, **overrides)
-            if state is not None:
-                reinit = num_classes is not None if reinit_classifier is None else reinit_classifier
-                self.message = load_classifier_weights(net, state, reinit_classifier=reinit, origin=str(weights))
+            if isinstance(model, nn.Module) and (num_classes is not None or overrides):
+                raise ValueError("num_classes and backbone overrides apply to a model name, not to a built model")
+
+            def build(name: str) -> nn.Module:
+                state = read_state_dict(weights) if weights else None
+                n = num_classes or (weights_num_classes(state) if state else None) or 1000
+                return create_model(name, num_classes=n, head=head, **overrides)
+
+            net, card = resolve_model("cls", model, weights, build)
         if not hasattr(net, "classifier"):
             raise ValueError(f"{type(net).__name__} is not a classifier (no `classifier` layer)")
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.model = net.to(self.device).eval()
         self.num_classes = int(net.classifier.out_features)
-        classes = self._classes(class_names, weights)
+        if num_classes is not None and num_classes != self.num_classes:
+            raise ValueError(f"{weights or model}: num_classes={num_classes} but the weights classify "
+                             f"{self.num_classes} classes (leave num_classes out to use them as they are)")
+        if topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
+        classes = self._classes(class_names, card)
         self._ids_known = classes is not None
         if classes is None:
             classes = [(str(i), str(i)) for i in range(self.num_classes)]
@@ -99,20 +123,24 @@ class Classifier:
             raise ValueError(f"{len(classes)} class names for a model of {self.num_classes} classes")
         self.class_ids = [key for key, _ in classes]
         self.class_names = [name for _, name in classes]
-        self.transform = eval_transform(crop_size, resize_size, interpolation)
+        test = card.test if card is not None else {}
+        self.crop_size = int(crop_size or test.get("crop_size", 224))
+        self.resize_size = int(resize_size or test.get("resize_size", 256))
+        self.interpolation = interpolation or test.get("interpolation", "bilinear")
+        self.transform = eval_transform(self.crop_size, self.resize_size, self.interpolation)
+        self.topk, self.batch_size, self.card = topk, batch_size, card
+        self.device = resolve_device(device)
+        self.model = net.to(self.device).eval()
 
-    def _classes(self, names: Sequence[str] | str | Path | None, weights: object) -> list[tuple[str, str]] | None:
-        """(id, name) pairs from a list, a file, ``classes.txt`` beside the weights, or ImageNet's; None if unknown."""
+    def _classes(self, names: Sequence[str] | str | Path | None, card: Any) -> list[tuple[str, str]] | None:
+        """(id, name) pairs from a list, a file, the model card, or ImageNet's; None when unknown."""
         if isinstance(names, (str, Path)):
             return read_classes(names)
         if names is not None:
             return [(str(n), str(n)) for n in names]
-        if isinstance(weights, (str, Path)) and weights != HUB:
-            sibling = Path(weights).parent / CLASSES_FILE
-            if sibling.is_file():
-                pairs = read_classes(sibling)
-                if len(pairs) == self.num_classes:  # not after a class-count override
-                    return pairs
+        if card is not None:
+            ids = card.meta.get("class_ids") or card.labels
+            return list(zip(map(str, ids), card.labels))
         return list(imagenet_classes()) if self.num_classes == 1000 else None
 
     def preprocess(self, image: ImageInput) -> Tensor:
@@ -120,34 +148,47 @@ class Classifier:
         return self.transform(_to_pil(image))
 
     @torch.no_grad()
-    def logits(self, images: Sequence[ImageInput] | Tensor, batch_size: int = 32) -> Tensor:
+    def logits(self, images: Sequence[ImageInput] | Tensor, batch_size: int | None = None) -> Tensor:
         """Logits (N, num_classes) on the CPU; a tensor input is taken as already preprocessed."""
+        n = batch_size or self.batch_size
         if isinstance(images, Tensor):
-            batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
+            batches = [images[i:i + n] for i in range(0, len(images), n)]
         else:
-            batches = [torch.stack([self.preprocess(im) for im in images[i:i + batch_size]])
-                       for i in range(0, len(images), batch_size)]
+            batches = [torch.stack([self.preprocess(im) for im in chunk]) for chunk in batched(images, n)]
         out = [self.model(b.to(self.device)).float().cpu() for b in batches]
         return torch.cat(out) if out else torch.empty(0, self.num_classes)
 
-    def predict(self, images: ImageInput | Sequence[ImageInput], topk: int = 5
-                ) -> list[ClassScore] | list[list[ClassScore]]:
-        """The ``topk`` classes with softmax probabilities, best first; a list of images gives a list of lists."""
-        single = isinstance(images, (str, Path, np.ndarray, Image.Image))
-        batch = [images] if single else list(images)  # type: ignore[list-item]
-        probs = self.logits(batch).softmax(dim=1)
-        k = min(topk, self.num_classes)
-        values, indices = probs.topk(k, dim=1)
-        out = [[ClassScore(int(i), self.class_names[int(i)], float(p)) for p, i in zip(vs, ix)]
-               for vs, ix in zip(values, indices)]
-        return out[0] if single else out
+    def _top(self, logits: Tensor, topk: int) -> list[list[ClassScore]]:
+        probs = logits.softmax(dim=1)
+        values, indices = probs.topk(min(topk, self.num_classes), dim=1)
+        return [[ClassScore(int(i), self.class_names[int(i)], float(p)) for p, i in zip(vs, ix)]
+                for vs, ix in zip(values, indices)]
+
+    def __call__(self, image: ImageInput, topk: int | None = None) -> ClsResult:
+        """The ``topk`` classes of one image (path, array or PIL image)."""
+        rgb = np.asarray(_to_pil(image))
+        top = self._top(self.logits([rgb]), topk or self.topk)[0]
+        return ClsResult(rgb, top, str(image) if isinstance(image, (str, Path)) else None)
+
+    def predict(self, images: Any, topk: int | None = None, batch_size: int | None = None) -> list[ClsResult]:
+        """Classify many images (paths, folders, globs, videos, arrays) in batches of ``batch_size``."""
+        return self.predict_frames(list(as_frames(images)), topk, batch_size)
+
+    def predict_frames(self, frames: list[Frame], topk: int | None = None,
+                       batch_size: int | None = None) -> list[ClsResult]:
+        """:meth:`predict` on frames already read (what ``hrnet cls predict`` feeds)."""
+        bad = next((f for f in frames if f.error or f.image is None), None)
+        if bad is not None:
+            raise ValueError(bad.error or "empty frame")
+        tops = self._top(self.logits([f.image for f in frames], batch_size), topk or self.topk) if frames else []
+        return [ClsResult(f.image, top, str(f.source.path) if f.source else None) for f, top in zip(frames, tops)]
 
     def evaluate(self, data: str | Path, batch_size: int = 64, workers: int = 0, bad_images: str = "skip",
                  rank: int = 0, world_size: int = 1) -> dict[str, float]:
         """Top-1 / top-5 (fractions in [0, 1]), ``count`` and ``skipped`` on an ImageFolder root or list file.
 
         Folder names are matched to the class ids (ImageNet wnids, or the training folders recorded in
-        ``classes.txt``), so a validation folder may hold a subset of the classes.
+        the model card), so a validation folder may hold a subset of the classes.
         """
         from hrnet.classification.datasets import build_dataset
         from hrnet.classification.evaluation import evaluate_classifier

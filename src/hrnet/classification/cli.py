@@ -1,12 +1,13 @@
-"""``hrnet cls train | eval | predict``: the command line of the classification task.
+"""``hrnet cls train | eval | predict | check-data``: the command line of the classification task.
 
 * ``train --config YAML [--set key=value ...] --out DIR [--resume CKPT]``: the paper's recipe through the
   shared engine; works under ``torchrun`` (DDP; the LR scales with the global batch).
-* ``eval (--config YAML | --model NAME) --weights FILE [--data DIR_OR_LIST] [--json OUT]``: prints top-1
+* ``eval [--config YAML | --model NAME] --weights FILE [--data DIR_OR_LIST] [--json [OUT]]``: prints top-1
   and top-5 accuracy; ``--json`` writes ``top1`` and ``top5`` as fractions in [0, 1] (0.77 = 77 %),
   plus ``count`` (images scored) and ``skipped`` (unreadable images).
-* ``predict INPUT... [--model NAME | --config YAML] [--weights FILE] [--topk 5] [--json OUT]``: prints the
-  top-5 class names and probabilities of each image.
+* ``predict INPUT... --weights FILE [--topk 5]``: the shared predict flags
+  (:func:`hrnet.cli_common.add_predict_verb`); prints the top classes of each image, writes pictures with
+  them and ``RUN/results.json``.
 """
 
 from __future__ import annotations
@@ -14,23 +15,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
+import sys
 
-from hrnet.atomic import write_json
-from hrnet.engine.config import add_run_options, add_train_verb
+from hrnet.cli_common import (
+    add_json_option,
+    add_predict_verb,
+    add_run_options,
+    add_train_verb,
+    emit_json,
+    run_predict,
+)
 
 
-def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="experiment YAML (model, classes, crop sizes)")
-    p.add_argument("--model", default=None, help="model name without a config, e.g. hrnet_w18 (default)")
+def _add_model(p: argparse.ArgumentParser, with_config: bool = True) -> None:
+    if with_config:
+        p.add_argument("--config", default=None, help="experiment YAML (model, classes, crop sizes)")
+        p.add_argument("--model", default=None, help="model name for weights without a card, e.g. hrnet_w18")
     p.add_argument("--num-classes", type=int, default=None,
-                   help="class count; differing from the weights' re-initialises the classifier (with a message)")
+                   help="class count for weights without a card (must match the file)")
     p.add_argument("--classes", default=None, help="class-name file (name or id<TAB>name per line)")
 
 
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add the ``train``, ``eval`` and ``predict`` verbs to ``hrnet cls``."""
     sub = parser.add_subparsers(dest="verb", required=True)
+    from hrnet.classification.check import add_check_data  # the data check verb lives with the check
+
+    add_check_data(sub)
 
     example = "train.optim.lr=0.05 data.train=/data/imagenet/train"
     add_train_verb(sub, help="train a classifier from a config (ImageFolder or list-file data)",
@@ -43,18 +54,14 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="ImageFolder root or list file (default: data.val of the config)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--json", default=None, metavar="OUT", help="write top1/top5 (fractions in [0, 1]) as JSON")
+    add_json_option(p, "top1/top5 (fractions in [0, 1])")
     add_run_options(p, example)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("predict", help="top-5 class names and probabilities of images")
-    p.add_argument("inputs", nargs="+", help="image files or folders")
-    _add_model(p)
-    p.add_argument("--weights", default=None, help="weights file; 'hub' = official (random weights without it)")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--json", default=None, metavar="OUT", help="also write the predictions as JSON")
-    add_run_options(p, example)
-    p.set_defaults(func=cmd_predict)
+    p = add_predict_verb(sub, task="cls", help="top classes and probabilities of images and videos",
+                         func=cmd_predict, example="data.crop_size=256")
+    _add_model(p, with_config=False)
+    p.add_argument("--topk", type=int, default=5, help="classes to report per image (default %(default)s)")
 
 
 def _config(args: argparse.Namespace):
@@ -64,37 +71,28 @@ def _config(args: argparse.Namespace):
     return load_config(ClsConfig, getattr(args, "config", None), args.overrides)
 
 
-def _write_json(obj: object, path: str | Path) -> None:
-    write_json(path, obj)
-
-
-def _classifier(args: argparse.Namespace, device: str | None = None):
-    """A :class:`Classifier` from ``--config`` / ``--model`` and ``--weights``, and the config.
-
-    Class count: ``--num-classes`` (a differing checkpoint re-initialises the classifier, with a message);
-    else the config's ``model.num_classes`` (a differing checkpoint is an error); else the checkpoint's.
-    """
+def _classifier(args: argparse.Namespace, device: str | None = None, batch_size: int | None = None):
+    """A :class:`Classifier` from ``--weights`` (a carded file is enough), ``--config`` / ``--model``, and the
+    config. A class count that differs from the weights' is an error, never a re-initialised classifier."""
     from hrnet.classification.api import Classifier
 
     if args.model is not None and args.config is not None:
         raise ValueError("give --model or --config, not both")
     cfg = _config(args)
-    from_config = args.config is not None or any(o.startswith("model.num_classes=") for o in args.overrides)
-    if args.num_classes is not None:
-        num_classes, reinit = args.num_classes, True
-    elif from_config:
-        num_classes, reinit = cfg.model.num_classes, False
-    else:
-        num_classes, reinit = None, False
-    weights = args.weights or cfg.test.weights or cfg.model.pretrained
-    clf = Classifier(args.model or cfg.model.name, weights=weights, num_classes=num_classes,
-                     class_names=args.classes or cfg.data.classes, device=device or args.device,
-                     crop_size=cfg.data.crop_size, resize_size=cfg.data.resize_size,
-                     interpolation=cfg.data.interpolation, head=cfg.model.head, reinit_classifier=reinit,
-                     **cfg.model.overrides())
-    if clf.message:
-        print(f"hrnet: {clf.message}")
-    return clf, cfg
+    from_config = args.config is not None or any(o.startswith("model.") for o in args.overrides)
+    weights = args.weights or cfg.test.weights or (cfg.model.pretrained if from_config else None)
+    kwargs = dict(num_classes=args.num_classes, class_names=args.classes or cfg.data.classes,
+                  topk=getattr(args, "topk", 5), device=device or args.device, batch_size=batch_size or 32)
+    if from_config:
+        kwargs.update(num_classes=args.num_classes or cfg.model.num_classes, crop_size=cfg.data.crop_size,
+                      resize_size=cfg.data.resize_size, interpolation=cfg.data.interpolation, head=cfg.model.head,
+                      **cfg.model.overrides())
+        return Classifier(cfg.model.name, weights, **kwargs), cfg
+    if weights is None and args.model is None:
+        raise ValueError("give --weights (a weights file with a model card is enough), --model or --config")
+    if args.model is None:
+        return Classifier(weights, **kwargs), cfg
+    return Classifier(args.model, weights, **kwargs), cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -119,31 +117,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            bad_images=cfg.data.bad_images, rank=dist.rank, world_size=dist.world_size)
     if dist.is_main:
         skipped = f", {int(metrics['skipped'])} unreadable images skipped" if metrics["skipped"] else ""
-        print(f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
-              f"({int(metrics['count'])} images{skipped})")
-        if args.json:
-            _write_json({**metrics, "count": int(metrics["count"]), "skipped": int(metrics["skipped"]),
-                         "model": args.model or cfg.model.name, "weights": str(args.weights or ""),
-                         "data": str(data)}, args.json)
+        if args.json != "-":
+            print(f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
+                  f"({int(metrics['count'])} images{skipped})")
+        emit_json({**metrics, "count": int(metrics["count"]), "skipped": int(metrics["skipped"]),
+                   "model": clf.card.model if clf.card else (args.model or cfg.model.name),
+                   "weights": str(args.weights or ""), "data": str(data)}, args.json)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hrnet.io import IMAGE_SUFFIXES, list_inputs
-
+    """``hrnet cls predict``: see :func:`hrnet.cli_common.run_predict` for the outputs."""
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")
-    clf, _ = _classifier(args)
-    files = [f for f in list_inputs(args.inputs) if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise ValueError(f"no image files among {args.inputs}")
-    results = []
-    for path in files:
-        scores = clf.predict(path, topk=args.topk)
-        print(path)
-        for s in scores:
-            print(f"  {s.prob:7.4f}  {s.name} ({s.index})")
-        results.append({"file": str(path), "top": [s._asdict() for s in scores]})
-    if args.json:
-        _write_json(results, args.json)
-    return 0
+    clf, _ = _classifier(args, batch_size=args.batch_size)
+
+    def predict(frames):  # noqa: ANN001, ANN202 - list[Frame] -> list[ClsResult]
+        results = clf.predict_frames(frames)
+        if args.json != "-":
+            for f, r in zip(frames, results):
+                best = ", ".join(f"{s.name} {s.prob:.3f}" for s in r.top[:3])
+                print(f"{f.name}: {best}", file=sys.stderr)
+        return results
+
+    info = {"model": clf.card.model if clf.card else (args.model or ""), "weights": str(args.weights or ""),
+            "topk": args.topk, "num_classes": clf.num_classes}
+    return run_predict(args, task="cls", predict=predict, info=info)

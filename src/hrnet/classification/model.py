@@ -1,22 +1,24 @@
-"""Building HRNet-Wx-C classifiers and loading their weights with a class-count check.
+"""Building HRNet-Wx-C classifiers for training, and their model card.
 
-A weights file whose classifier has another class count than the model is either an error (naming
-both counts and the way out), or, when the caller asked for a new class count, the classifier is left
-freshly initialised and a message says so: the usual way to fine-tune ImageNet weights on a new set.
+Fine-tuning (``model.pretrained``: ImageNet weights onto another class count) re-initialises the
+classifier and logs it, through the one loader (:func:`hrnet.models.weights.load_weights`);
+inference never does. The card carries the class ids and names, the head variant, backbone overrides
+and the evaluation transform (resize, crop, interpolation).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
-from hrnet.classification.config import ClsModelConfig
+from hrnet.classification.config import ClsConfig, ClsModelConfig
+from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
+from hrnet.models.card import ModelCard
+from hrnet.models.weights import load_weights
+from hrnet.models.zoo import create_from_card, create_model
 
-log = logging.getLogger(__name__)
 HUB = "hub"
 
 
@@ -26,42 +28,35 @@ def weights_num_classes(state: Mapping[str, Tensor]) -> int | None:
     return int(weight.shape[0]) if weight is not None else None
 
 
-def load_classifier_weights(model: nn.Module, src: str | Path | Mapping[str, Any],
-                            reinit_classifier: bool = False, origin: str | None = None) -> str | None:
-    """Load ``src`` strictly into a classifier; returns the message when the classifier was re-initialised.
+def model_kwargs(cfg: ClsModelConfig) -> dict[str, Any]:
+    """``create_model`` keywords of a model config besides the class count: head and backbone overrides."""
+    return {"head": cfg.head, **cfg.overrides()}
 
-    A class-count mismatch raises ``ValueError`` unless ``reinit_classifier`` is set; then every other
-    tensor is loaded strictly and ``classifier.*`` keeps its fresh initialisation. ``origin`` names the
-    source in messages (default: the path).
+
+def build_model(cfg: ClsModelConfig) -> nn.Module:
+    """The classifier of a model config, with ``cfg.pretrained`` ("hub" or a file) as the training start.
+
+    A start file of another class count (ImageNet weights for a 10-class set) leaves the classifier
+    freshly initialised, with a log line; everything else loads strictly.
     """
-    from hrnet.models.weights import load_weights, mismatched_head_keys, read_state_dict
-
-    origin = origin or (str(src) if isinstance(src, (str, Path)) else "state dict")
-    state = read_state_dict(src)
-    exclude = mismatched_head_keys(model, state, ("classifier.",))
-    if not exclude:
-        load_weights(model, state)
-        return None
-    theirs, ours = weights_num_classes(state), model.classifier.out_features
-    if not reinit_classifier:
-        raise ValueError(f"{origin}: the checkpoint classifies {theirs} classes but the model has {ours}; "
-                         f"build the model with num_classes={theirs} to use it as it is, or pass a "
-                         f"num_classes override (model.num_classes) to re-initialise the classifier")
-    load_weights(model, state, exclude=exclude)
-    message = (f"{origin}: the checkpoint classifies {theirs} classes, the model {ours}: "
-               f"classifier re-initialised, all other weights loaded")
-    log.warning(message)
-    return message
-
-
-def build_model(cfg: ClsModelConfig, reinit_classifier: bool = True) -> nn.Module:
-    """The classifier of a model config, with ``cfg.pretrained`` ("hub" or a file) loaded when set."""
-    from hrnet.models.zoo import create_model
-
     if cfg.pretrained == HUB:
-        return create_model(cfg.name, pretrained=True, num_classes=cfg.num_classes, head=cfg.head,
-                            **cfg.overrides())
-    model = create_model(cfg.name, num_classes=cfg.num_classes, head=cfg.head, **cfg.overrides())
+        return create_model(cfg.name, pretrained=True, num_classes=cfg.num_classes, **model_kwargs(cfg))
+    model = create_model(cfg.name, num_classes=cfg.num_classes, **model_kwargs(cfg))
     if cfg.pretrained:
-        load_classifier_weights(model, cfg.pretrained, reinit_classifier=reinit_classifier)
+        load_weights(model, cfg.pretrained, on_head_mismatch="reinit")
     return model
+
+
+def make_card(cfg: ClsConfig, classes: Sequence[tuple[str, str]]) -> ModelCard:
+    """The model card of a classification experiment; ``classes`` are (id, name) pairs in head order."""
+    d = cfg.data
+    return ModelCard(task="cls", model=cfg.model.name, num_outputs=len(classes), labels=[n for _, n in classes],
+                     overrides={k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs(cfg.model).items()},
+                     input_size=[d.crop_size, d.crop_size], mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
+                     meta={"class_ids": [i for i, _ in classes]},
+                     test={"resize_size": d.resize_size, "crop_size": d.crop_size, "interpolation": d.interpolation})
+
+
+def model_from_card(card: ModelCard) -> nn.Module:
+    """The classifier a card describes (weights not loaded)."""
+    return create_from_card(card)

@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrnet.classification.check import check_cls_data
 from hrnet.classification.classes import imagenet_classes, read_classes, write_classes
 from hrnet.classification.config import ClsConfig
 from hrnet.classification.datasets import ClassificationDataset, build_dataset, collate_skip
 from hrnet.classification.evaluation import evaluate_classifier
-from hrnet.classification.model import build_model
+from hrnet.classification.model import build_model, make_card
 from hrnet.classification.transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,15 @@ def train(cfg: ClsConfig, out_dir: str | Path, resume: str | Path | None = None,
     from hrnet.engine.trainer import Trainer
 
     dist = init_distributed(device)
+    if dist.is_main:  # empty classes and bad list lines reported before the first epoch
+        check_cls_data(cfg, level="quick").log_summary(log, "hrnet cls check-data")
     seed_everything(cfg.train.seed)  # initial weights depend on the seed only
     train_set, val_set = build_datasets(cfg)
     out_dir = Path(out_dir)
+    classes = classes_for(cfg, train_set)
     if dist.is_main:
-        write_classes(classes_for(cfg, train_set), out_dir / CLASSES_FILE)
-    model = build_model(cfg.model, reinit_classifier=True)
+        write_classes(classes, out_dir / CLASSES_FILE)
+    model = build_model(cfg.model)
 
     t = cfg.train
     lr = scaled_lr(t.optim.lr, t.batch_size, dist.world_size, t.accum_steps, cfg.lr_reference_batch)
@@ -109,5 +113,23 @@ def train(cfg: ClsConfig, out_dir: str | Path, resume: str | Path | None = None,
 
     trainer = Trainer(model, train_set, train_cfg, out_dir, cross_entropy_loss, evaluate,
                       collate_fn=collate_skip, best_metric="top1" if evaluate else None, dist=dist,
-                      config_dict=config_to_dict(cfg))
+                      config_dict=config_to_dict(cfg), card=make_card(cfg, classes))
     return trainer.fit(resume=resume)
+
+
+def evaluate(cfg: ClsConfig, weights: str | Path | None, device: str | None = None, data: str | None = None,
+             dist: Any = None) -> dict[str, float]:
+    """Top-1 / top-5 of ``weights`` (the config's model when the file has no card) on ``data`` (default
+    ``data.val``), sharded over DDP ranks."""
+    from hrnet.classification.api import Classifier
+    from hrnet.engine.distributed import init_distributed
+
+    dist = dist or init_distributed(device)
+    source = data or cfg.data.val
+    if not source:
+        raise ValueError("no evaluation data: pass --data or set data.val in the config")
+    clf = Classifier(cfg.model.name, weights, num_classes=cfg.model.num_classes, head=cfg.model.head,
+                     class_names=cfg.data.classes, crop_size=cfg.data.crop_size, resize_size=cfg.data.resize_size,
+                     interpolation=cfg.data.interpolation, device=dist.device, **cfg.model.overrides())
+    return clf.evaluate(source, batch_size=cfg.test.batch_size, workers=cfg.test.workers,
+                        bad_images=cfg.data.bad_images, rank=dist.rank, world_size=dist.world_size)

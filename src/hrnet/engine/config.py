@@ -7,7 +7,6 @@ applies overrides and checks every key and type, so a typo fails loudly instead 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import types
 import typing
@@ -91,9 +90,11 @@ class TrainConfig:
     ckpt_every_iters: int = 0
     tensorboard: bool = False
     max_iters_per_epoch: int | None = None
+    on_eval_error: str = "continue"  # continue (log, record, train on) | stop (after the epoch's checkpoint)
 
     def __post_init__(self) -> None:
         _check_choice("train", "amp", self.amp, AMP_MODES)
+        _check_choice("train", "on_eval_error", self.on_eval_error, ("continue", "stop"))
         for name in ("epochs", "batch_size", "accum_steps", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
@@ -233,7 +234,8 @@ def _apply_override(data: dict, override: str) -> None:
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """Read YAML ``path`` (optional) into dataclass ``cls``, then apply ``overrides`` ("train.optim.lr=5e-4").
 
-    Missing keys keep their defaults; unknown keys or wrong types raise ValueError naming the key.
+    Missing keys keep their defaults; unknown keys or wrong types raise ValueError naming the key. When the
+    built object has a ``resolve_paths(config_dir)`` method it is called with the YAML file's folder.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -253,9 +255,14 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         _apply_override(data, override)
     where = f" (from {path})" if path is not None else ""
     try:
-        return _build(cls, data)
+        cfg = _build(cls, data)
     except ValueError as exc:
         raise ValueError(f"{exc}{where}") from exc
+    # a config may hold file paths meant relative to the YAML file itself (e.g. pose's data.keypoint_set)
+    resolve = getattr(cfg, "resolve_paths", None)
+    if path is not None and callable(resolve):
+        resolve(path.parent)
+    return cfg
 
 
 def _plain(value: Any) -> Any:
@@ -281,24 +288,3 @@ def config_to_dict(cfg: Any) -> dict:
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write a config (dataclass or dict) as YAML, atomically (temp file + os.replace)."""
     write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-
-
-def add_run_options(parser: argparse.ArgumentParser, example: str = "train.optim.lr=5e-4") -> None:
-    """The options every task verb shares: ``--set KEY=VALUE ...`` (config overrides, repeatable),
-    ``--device`` and ``--debug``. Pass ``args.overrides`` on to :func:`load_config`."""
-    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help=f"override config fields, e.g. {example}")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-
-
-def add_train_verb(sub: argparse._SubParsersAction, *, help: str, example_config: str, default_out: str,
-                   func: Any, example: str = "train.optim.lr=5e-4") -> argparse.ArgumentParser:
-    """The ``train`` verb, identical for every task: ``--config``, ``--out``, ``--resume`` and the run options."""
-    p = sub.add_parser("train", help=help)
-    p.add_argument("--config", required=True, help=f"experiment YAML, e.g. {example_config}")
-    p.add_argument("--out", default=default_out, help="output folder (checkpoints, metrics.jsonl, config.yaml)")
-    p.add_argument("--resume", default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
-    add_run_options(p, example)
-    p.set_defaults(func=func)
-    return p

@@ -36,13 +36,31 @@ def is_initialized() -> bool:
     return tdist.is_available() and tdist.is_initialized()
 
 
-def _resolve_device(device: str | None, local_rank: int) -> torch.device:
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> CUDA when present, else CPU; a CUDA device that is not there is a clear ValueError.
+
+    Every facade and command picks its device here, so ``--device cuda`` on a machine without a GPU
+    says so in one line instead of failing deep inside torch.
+    """
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"--device {device}: not a device name (cpu, cuda, cuda:1, mps)") from err
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+            raise ValueError(f"--device {device}: no CUDA GPU is available here (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"--device {device}: MPS is not available here (use --device cpu)")
+    return dev
+
+
+def _resolve_device(device: str | None, local_rank: int) -> torch.device:
+    dev = resolve_device(device)
+    if dev.type == "cuda":
         if dev.index is None:
             dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)

@@ -5,6 +5,10 @@ Tasks supply a model, a dataset, ``loss_fn(model, batch, device) -> (loss, logs)
 ``last.pt`` (every epoch and every ``ckpt_every_iters`` steps), ``best.pt`` + ``model_best.safetensors``
 (by ``best_metric``), ``metrics.jsonl`` and ``config.yaml``.
 
+An epoch's ``last.pt`` is written before its evaluation, so an evaluation that fails (logged, recorded in
+``metrics.jsonl`` as ``type: eval_error``, training goes on unless ``train.on_eval_error=stop``) or is
+killed never costs the epoch; ``--resume`` from a checkpoint taken before its evaluation evaluates first.
+
 Iteration = optimizer step (``accum_steps`` micro-batches). A checkpoint is taken only between optimizer
 steps and records the epoch, the steps already done in it, and every rank's RNG states, so
 ``fit(resume=...)`` replays the identical batches and random draws of an uninterrupted run.
@@ -12,6 +16,7 @@ steps and records the epoch, the steps already done in it, and every rank's RNG 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -35,9 +40,14 @@ from hrnet.engine.data import SeededSamples, SkipSampler, seed_everything
 from hrnet.engine.distributed import DistInfo, all_gather_object, all_reduce_, init_distributed
 from hrnet.engine.logging import MetricsLogger, Progress
 from hrnet.engine.optim import build_optimizer, build_scheduler
+from hrnet.models.card import ModelCard
 from hrnet.models.weights import save_weights
 
 log = logging.getLogger("hrnet.engine")
+
+class EvaluationError(ValueError):
+    """Evaluation failed and ``train.on_eval_error`` is ``stop``; the epoch's checkpoint is in place."""
+
 
 LossFn = Callable[[nn.Module, Any, torch.device], tuple[Tensor, dict[str, float]]]
 EvalFn = Callable[[nn.Module, DistInfo], dict[str, float]]
@@ -96,6 +106,7 @@ class Trainer:
         drop_last: bool = False,
         seed_samples: bool = True,
         find_unused_parameters: bool = False,
+        card: ModelCard | None = None,
     ) -> None:
         self.cfg = cfg
         self.out_dir = Path(out_dir)
@@ -106,6 +117,7 @@ class Trainer:
         self.dist = dist if dist is not None else init_distributed()
         self.device = self.dist.device
         self.config_dict = config_dict if config_dict is not None else config_to_dict(cfg)
+        self.card = card  # embedded in model_best.safetensors, so predict / export need nothing else
 
         seed_everything(cfg.seed + self.dist.rank)
         if cfg.deterministic:
@@ -160,6 +172,7 @@ class Trainer:
         self.iteration = 0  # optimizer steps done in total
         self.best: dict[str, Any] = {"metric": best_metric, "value": None, "epoch": None}
         self.last_metrics: dict[str, float] = {}
+        self.eval_pending = False  # the last checkpoint was taken before its epoch's evaluation finished
         self._logger: MetricsLogger | None = None
 
     # ------------------------------------------------------------------------------------------------
@@ -209,25 +222,70 @@ class Trainer:
             save_config(self.config_dict, self.out_dir / "config.yaml")
         self._logger = MetricsLogger(self.out_dir, enabled=self.dist.is_main, tensorboard=self.cfg.tensorboard)
         try:
+            if self.eval_pending and self.evaluate is not None:  # the run stopped during this evaluation
+                if self.dist.is_main:
+                    log.info("evaluating epoch %d, which the resumed run had not finished evaluating", self.epoch)
+                self._end_of_epoch(evaluate=True)
             while self.epoch < self.cfg.epochs:
                 self._train_epoch(self.epoch)
                 self.epoch += 1
                 self.step_in_epoch = 0
-                metrics = None
                 every = self.cfg.eval_every
-                if self.evaluate is not None and every > 0 and (
-                    self.epoch % every == 0 or self.epoch == self.cfg.epochs
-                ):
-                    metrics = self._run_eval()
-                improved = self._update_best(metrics)
-                self._save_last()
-                if improved and self.dist.is_main:
-                    _atomic_copy(self.out_dir / "last.pt", self.out_dir / "best.pt")
-                    # weights only, for eval / predict
-                    save_weights(self.model, self.out_dir / "model_best.safetensors", {"epoch": str(self.epoch)})
+                due = self.evaluate is not None and every > 0 and (
+                    self.epoch % every == 0 or self.epoch == self.cfg.epochs)
+                self._end_of_epoch(evaluate=due)
         finally:
             self._logger.close()
         return dict(self.last_metrics)
+
+    def _end_of_epoch(self, evaluate: bool) -> None:
+        """Checkpoint the finished epoch, then evaluate it: a failing or killed evaluation never loses the
+        epoch. ``last.pt`` is written before evaluation (flagged ``eval_pending``, so ``--resume`` evaluates it
+        first) and once more after it with the metrics and the best score."""
+        self.eval_pending = evaluate
+        self._save_last()
+        metrics = self._run_eval_guarded() if evaluate else None
+        self.eval_pending = False
+        improved = self._update_best(metrics) if metrics is not None else self.best["value"] is None
+        if evaluate:
+            self._save_last()
+        if improved and self.dist.is_main:
+            _atomic_copy(self.out_dir / "last.pt", self.out_dir / "best.pt")
+            # weights only, for eval / predict
+            self._save_best_weights()
+
+    def _run_eval_guarded(self) -> dict[str, float] | None:
+        """The evaluation of this epoch, or None when it failed: the reason is logged and recorded in
+        ``metrics.jsonl`` (``type: eval_error``) and training goes on, or stops with :class:`EvaluationError`
+        when ``train.on_eval_error`` is ``stop`` (the epoch's checkpoint is already on disk)."""
+        try:
+            metrics = self._run_eval()
+            name = self.best["metric"]
+            if name is not None and name not in metrics:
+                raise KeyError(f"best_metric {name!r} not among the evaluation metrics {sorted(metrics)}")
+            return metrics
+        except Exception as exc:  # noqa: BLE001 - any failure of user / task evaluation code is reported
+            reason = f"{type(exc).__name__}: {exc}"
+            last = self.out_dir / "last.pt"
+            self._logger.log({"epoch": self.epoch, "iteration": self.iteration, "error": reason}, kind="eval_error")
+            if self.dist.is_main:
+                log.error("evaluation after epoch %d failed: %s (the epoch's checkpoint %s is saved)", self.epoch,
+                          reason, last)
+                log.debug("evaluation traceback", exc_info=True)
+            if self.cfg.on_eval_error == "stop":
+                raise EvaluationError(f"evaluation after epoch {self.epoch} failed: {reason}; training stopped "
+                                      f"(train.on_eval_error=stop) with the epoch's checkpoint in {last}; fix the "
+                                      f"cause and continue with --resume {last}") from exc
+            return None
+
+    def _save_best_weights(self) -> None:
+        """``model_best.safetensors``: the weights and, when the task gave one, its model card with the epoch
+        and score it was chosen by."""
+        card = self.card
+        if card is not None:
+            card = dataclasses.replace(card, train={"epoch": self.epoch, "metric": self.best["metric"],
+                                                    "value": self.best["value"]})
+        save_weights(self.model, self.out_dir / "model_best.safetensors", {"epoch": str(self.epoch)}, card=card)
 
     def _train_epoch(self, epoch: int) -> None:
         cfg, accum = self.cfg, self.cfg.accum_steps
@@ -362,6 +420,7 @@ class Trainer:
             "rng": rng if rng is not None else [get_rng_state()],
             "best": dict(self.best),
             "metrics": dict(self.last_metrics),
+            "eval_pending": bool(self.eval_pending),
             "config": self.config_dict,
         }
 
@@ -395,6 +454,7 @@ class Trainer:
             )
         self.best = dict(state.get("best") or self.best)
         self.last_metrics = dict(state.get("metrics") or {})
+        self.eval_pending = bool(state.get("eval_pending", False))
         rng = state["rng"]
         if isinstance(rng, list) and len(rng) == self.dist.world_size:
             set_rng_state(rng[self.dist.rank])

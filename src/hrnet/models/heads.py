@@ -157,26 +157,28 @@ class HeadV2(nn.Module):
 class HeadV2p(nn.Module):
     """HRNetV2p: V2, a 1x1 reduction, then ``num_levels`` levels by average pooling and a 3x3 conv each.
 
-    Level i is pooled by ``first_stride * 2**i`` from the 1/4 representation, so with the default
-    ``first_stride=1`` the pyramid has strides 4, 8, 16, 32, 64 (what Faster R-CNN FPN heads expect).
+    As the official HRFPN (HRNet-Object-Detection, mmdet): level i average-pools the reduced 1/4
+    representation by ``2**i`` (floor rounding), then a 3x3 conv of stride ``conv_stride``. With the
+    default ``conv_stride=1`` the strides are 4..64 (Faster / Mask / Cascade R-CNN); ``conv_stride=2``
+    gives 8..128, the P3-P7 pyramid of FCOS / RetinaNet (mmdet ``HRFPN(stride=2)``, HRNet-FCOS).
     """
 
     def __init__(self, in_channels: Sequence[int], out_channels: int = 256, num_levels: int = 5,
-                 first_stride: int = 1, align_corners: bool = False) -> None:
+                 conv_stride: int = 1, align_corners: bool = False) -> None:
         super().__init__()
-        if first_stride < 1:
-            raise ValueError(f"first_stride must be >= 1, got {first_stride}")
+        if conv_stride not in (1, 2):
+            raise ValueError(f"conv_stride must be 1 or 2, got {conv_stride}")
         self.align_corners = align_corners
         self.out_channels = out_channels
-        self.strides = [4 * first_stride * 2**i for i in range(num_levels)]
-        self.pools = [first_stride * 2**i for i in range(num_levels)]
+        self.strides = [4 * conv_stride * 2**i for i in range(num_levels)]
+        self.pools = [2**i for i in range(num_levels)]
         self.reduction_conv = nn.Conv2d(sum(in_channels), out_channels, kernel_size=1)
-        self.fpn_convs = nn.ModuleList(conv3x3(out_channels, out_channels, bias=True) for _ in range(num_levels))
+        self.fpn_convs = nn.ModuleList(conv3x3(out_channels, out_channels, stride=conv_stride, bias=True)
+                                       for _ in range(num_levels))
 
     def forward(self, xs: Sequence[Tensor]) -> list[Tensor]:
         y = self.reduction_conv(v2_concat(xs, self.align_corners))
-        levels = [y if k == 1 else nn.functional.avg_pool2d(y, kernel_size=k, stride=k, ceil_mode=True)
-                  for k in self.pools]
+        levels = [y if k == 1 else nn.functional.avg_pool2d(y, kernel_size=k, stride=k) for k in self.pools]
         return [conv(level) for conv, level in zip(self.fpn_convs, levels)]
 
 

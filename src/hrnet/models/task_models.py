@@ -3,7 +3,8 @@
 Each class subclasses :class:`HRNetBackbone` and adds its head's layers as direct attributes
 (``final_layer``, ``last_layer``, ``incre_modules``/``downsamp_modules``/``final_layer``/``classifier``),
 so ``model.state_dict()`` has exactly the keys of the official pose, segmentation and
-classification checkpoints.
+classification checkpoints. Each declares its head (``head_prefixes``, ``head_unit``, ``head_size``)
+so one loader can tell a head of another size from a wrong file (:func:`hrnet.models.weights.load_weights`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ CLS_HEADS = ("c", "ci", "cii")
 
 class HRNetClassifier(HRNetBackbone):
     """HRNet-Wx-C (Fig. 11) and the Table 14 alternatives Ci / Cii, with a linear classifier."""
+
+    head_prefixes = ("classifier.",)
+    head_unit = "classes"
 
     def __init__(self, cfg: HRNetConfig, num_classes: int = 1000, head: str = "c") -> None:
         super().__init__(cfg)
@@ -57,12 +61,20 @@ class HRNetClassifier(HRNetBackbone):
             return head_ci_forward(xs)
         return head_cii_forward(self.incre_modules, xs)
 
+    @property
+    def head_size(self) -> int:
+        """Number of classes."""
+        return self.classifier.out_features
+
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.forward_features(x))
 
 
 class HRNetPose(HRNetBackbone):
     """HRNetV1 for pose: the high-resolution stream and a 1x1 conv to one heatmap per keypoint."""
+
+    head_prefixes = ("final_layer.",)
+    head_unit = "keypoints"
 
     def __init__(self, cfg: HRNetConfig, num_joints: int = 17, final_conv_kernel: int = 1) -> None:
         super().__init__(cfg)
@@ -72,6 +84,11 @@ class HRNetPose(HRNetBackbone):
         self.final_layer = nn.Conv2d(self.out_channels[0], num_joints, kernel_size=final_conv_kernel,
                                      padding=final_conv_kernel // 2)
 
+    @property
+    def head_size(self) -> int:
+        """Number of keypoints (heatmaps)."""
+        return self.num_joints
+
     def forward(self, x: Tensor) -> Tensor:
         return self.final_layer(self.forward_streams(x)[0])
 
@@ -79,12 +96,20 @@ class HRNetPose(HRNetBackbone):
 class HRNetSegmentation(HRNetBackbone):
     """HRNetV2 for segmentation: concatenated streams, then ``last_layer``; logits at 1/4 resolution."""
 
+    head_prefixes = ("last_layer.3.",)  # the classifier conv; last_layer.0/1 do not depend on the classes
+    head_unit = "classes"
+
     def __init__(self, cfg: HRNetConfig, num_classes: int = 19) -> None:
         super().__init__(cfg)
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.last_layer = build_seg_last_layer(sum(self.out_channels), num_classes, cfg.bn_momentum)
+
+    @property
+    def head_size(self) -> int:
+        """Number of classes."""
+        return self.num_classes
 
     def forward(self, x: Tensor) -> Tensor:
         return self.last_layer(v2_concat(self.forward_streams(x), self.cfg.align_corners))
@@ -96,6 +121,8 @@ class HRNetFeatures(HRNetBackbone):
     ``feature_info`` lists, for each returned map, its channels (``num_chs``), stride (``reduction``)
     and the module that produced it. Stage 1 has one stream (stride 4); stage s >= 2 has s streams.
     """
+
+    head_prefixes = ()
 
     def __init__(self, cfg: HRNetConfig, stage: int = 4, out_indices: Sequence[int] | None = None) -> None:
         super().__init__(cfg)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from hrnet.atomic import atomic_path
+from hrnet.models.card import ModelCard
 
 log = logging.getLogger("hrnet")
 
@@ -34,15 +35,35 @@ DROPPED_PREFIXES = ("loss.", "criterion.", "auxiliary_head.", "data_preprocessor
 
 
 class LoadResult(NamedTuple):
-    """Keys that the model has and the source lacks (``missing``), and the reverse (``unexpected``)."""
+    """Keys that the model has and the source lacks (``missing``), the reverse (``unexpected``), and the
+    head keys left freshly initialised because their size differed (``reinitialized``)."""
 
     missing: list[str]
     unexpected: list[str]
+    reinitialized: tuple[str, ...] = ()
+
+
+HF_PREFIX = "hf-hub:"
+
+
+def resolve_source(src: str | Path) -> Path:
+    """A local path for ``src``: a file path, or ``hf-hub:<org>/<repo>[/<file>]`` fetched through the
+    optional ``huggingface_hub`` (default file ``model.safetensors``; its cache and offline mode apply)."""
+    text = str(src)
+    if text.startswith(HF_PREFIX):
+        parts = text[len(HF_PREFIX):].strip("/").split("/")
+        if len(parts) < 2 or not all(parts):
+            raise ValueError(f"{text}: expected hf-hub:<org>/<repo> or hf-hub:<org>/<repo>/<file>")
+        filename = "/".join(parts[2:]) or "model.safetensors"
+        return hub_download("/".join(parts[:2]), filename)
+    path = Path(src)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    return path
 
 
 def _read_file(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found")
+    path = resolve_source(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -114,33 +135,78 @@ def _describe(keys: Sequence[str], limit: int = 4) -> str:
 
 
 HEAD_PREFIXES = ("classifier.", "final_layer.", "last_layer.")
+HEAD_POLICIES = ("error", "reinit")
+
+
+class HeadMismatchError(ValueError):
+    """The file's output layer has another size than the model's (another class or keypoint count)."""
+
+
+def head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Key prefixes of the layers whose size follows the class / keypoint count.
+
+    Task models declare them (``head_prefixes`` class attribute, see ``task_models``); other modules
+    fall back to the official names of the three zoo heads.
+    """
+    return tuple(getattr(model, "head_prefixes", HEAD_PREFIXES))
 
 
 def mismatched_head_keys(model: nn.Module, state: Mapping[str, Tensor],
-                         heads: Sequence[str] = HEAD_PREFIXES) -> tuple[str, ...]:
-    """Keys of the output layers (``heads``) whose shapes differ between ``state`` and ``model``.
-
-    These are what changes with the class or keypoint count; passing them as ``exclude`` to
-    :func:`load_weights` keeps the model's fresh head and loads everything else strictly.
-    """
+                         heads: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Keys of the output layers whose output count differs between ``state`` and ``model``: what changes
+    with the class or keypoint count (passing them as ``exclude`` keeps the model's fresh head). A head
+    whose *input* size differs belongs to another width: that is not a head mismatch."""
     own = model.state_dict()
-    return tuple(k for k in state if k.startswith(tuple(heads)) and k in own and state[k].shape != own[k].shape)
+    prefixes = tuple(heads) if heads is not None else head_prefixes(model)
+    return tuple(k for k in state if k.startswith(prefixes) and k in own and state[k].shape != own[k].shape
+                 and state[k].shape[1:] == own[k].shape[1:])
+
+
+def _head_sizes(model: nn.Module, state: Mapping[str, Tensor], keys: Sequence[str]) -> tuple[int, int]:
+    """(file, model) output counts of the first mismatching head tensor."""
+    own = model.state_dict()
+    key = next((k for k in keys if k.endswith("weight")), keys[0])
+    return int(state[key].shape[0]), int(own[key].shape[0])
 
 
 def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Module, strict: bool = True,
-                 exclude: Sequence[str] = ()) -> LoadResult:
+                 exclude: Sequence[str] = (), on_head_mismatch: str = "error") -> LoadResult:
     """Load ``src`` into ``model``; strict by default, with errors that name keys and shapes.
 
-    ``exclude`` lists key prefixes to leave out on both sides (e.g. ``("final_layer.",)`` to keep a
-    freshly initialised head). A missing ``num_batches_tracked`` is filled from the model. Shape
-    mismatches always raise (they mean another width or task); in non-strict mode missing and
-    unexpected keys are returned instead of raised.
+    ``on_head_mismatch`` decides what happens when the output layer has another size (another class
+    or keypoint count): ``"error"`` (inference: a head that does not fit is never silently replaced)
+    raises :class:`HeadMismatchError` naming both sizes; ``"reinit"`` (fine-tuning) keeps the model's
+    fresh head, loads everything else and logs what it re-initialised (listed in ``reinitialized``).
+    ``exclude`` lists key prefixes to leave out on both sides. A missing ``num_batches_tracked`` is
+    filled from the model. Other shape mismatches always raise (another width or task); in
+    non-strict mode missing and unexpected keys are returned instead of raised.
     """
+    if on_head_mismatch not in HEAD_POLICIES:
+        raise ValueError(f"on_head_mismatch must be one of {HEAD_POLICIES}, got {on_head_mismatch!r}")
     origin = str(src) if isinstance(src, (str, Path)) else "state dict"
     state = read_state_dict(src)
+    # a model whose own keys the normalisation would change (detectors: "backbone.body...") maps them back
+    convert = getattr(model, "convert_state_dict", None)
+    if callable(convert):
+        state = convert(state)
     excluded = tuple(exclude)
     if excluded:
         state = {k: v for k, v in state.items() if not k.startswith(excluded)}
+    heads = mismatched_head_keys(model, state)
+    if heads:
+        theirs, ours = _head_sizes(model, state, heads)
+        unit = getattr(model, "head_unit", "outputs")
+        if on_head_mismatch == "error":
+            key = next((k for k in heads if k.endswith("weight")), heads[0])
+            shapes = f"{key}: file {tuple(state[key].shape)} vs model {tuple(model.state_dict()[key].shape)}"
+            raise HeadMismatchError(
+                f"{origin}: the weights predict {theirs} {unit} but the model has {ours} ({shapes}); "
+                f"build the model with {theirs} {unit} (a weights file with a model card does this by itself), "
+                f"or fine-tune from it (model.pretrained) to re-initialise the head")
+        log.warning("%s: the weights predict %d %s, the model %d: %s re-initialised", origin, theirs, unit, ours,
+                    ", ".join(sorted({k.rsplit(".", 1)[0] for k in heads})))
+        excluded += heads
+        state = {k: v for k, v in state.items() if k not in heads}
     own = model.state_dict()
     for key, value in own.items():
         if key.endswith("num_batches_tracked") and key not in state:
@@ -151,8 +217,7 @@ def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Modu
     if mismatched:
         detail = "; ".join(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched[:5])
         more = f" (and {len(mismatched) - 5} more)" if len(mismatched) > 5 else ""
-        raise ValueError(f"{origin}: weights do not fit this model (another width, task or class count?): "
-                         f"{detail}{more}")
+        raise ValueError(f"{origin}: weights do not fit this model (another width or task?): {detail}{more}")
     if strict and (missing or unexpected):
         parts = []
         if missing:
@@ -161,14 +226,18 @@ def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Modu
             parts.append(f"unexpected keys: {_describe(unexpected)}")
         raise ValueError(f"{origin}: weights do not match the model ({'; '.join(parts)})")
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-    return LoadResult(missing, unexpected)
+    return LoadResult(missing, unexpected, heads)
 
 
 def save_weights(model_or_state: nn.Module | Mapping[str, Tensor], path: str | Path,
-                 metadata: Mapping[str, str] | None = None) -> Path:
+                 metadata: Mapping[str, str] | None = None, card: ModelCard | None = None) -> Path:
     """Write weights atomically: safetensors for ``.safetensors`` paths (with optional string
-    ``metadata``), a plain torch file otherwise."""
+    ``metadata`` and the model ``card``), a plain torch file otherwise (which cannot hold a card)."""
     path = Path(path)
+    if card is not None:
+        if path.suffix != ".safetensors":
+            raise ValueError(f"{path}: a model card needs a .safetensors file")
+        metadata = {**(metadata or {}), **card.metadata()}
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     # clone: safetensors refuses tensors that share storage
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
@@ -187,15 +256,20 @@ def hub_download(repo_id: str, filename: str = "model.safetensors") -> Path:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as err:
-        raise ImportError("pretrained=True needs huggingface_hub: pip install 'hrnet[hub]'") from err
-    return Path(hf_hub_download(repo_id=repo_id, filename=filename))
+        raise ImportError("hub weights need huggingface_hub: pip install 'hrnet[hub]'") from err
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
+    except Exception as err:  # noqa: BLE001 - offline, missing repo or file: one message for the user
+        raise FileNotFoundError(f"hf-hub:{repo_id}/{filename}: cannot get it from the hub "
+                                f"({type(err).__name__}: {err})") from err
 
 
 def load_pretrained(model: nn.Module, name: str, pretrained: bool | str | Path) -> LoadResult:
-    """ImageNet weights for ``model``: a local file, or the official ones from the hub for ``name``.
+    """ImageNet (or other task) weights to start training ``model`` from: a local file, or the official
+    ones from the hub for ``name``.
 
-    Heads that the file cannot fill (a classifier with another class count, task heads on a
-    classification file, feature extractors) are reported and left as initialised.
+    Fine-tuning: a head of another size is re-initialised (logged); heads that the file cannot fill
+    (task heads on a classification file, feature extractors) are reported and left as initialised.
     """
     from hrnet.models.zoo import HUB_REPOS, _split
 
@@ -205,13 +279,10 @@ def load_pretrained(model: nn.Module, name: str, pretrained: bool | str | Path) 
             raise ValueError(f"no published ImageNet weights for {backbone!r}; available: {sorted(HUB_REPOS)}")
         path = hub_download(HUB_REPOS[backbone])
     else:
-        path = Path(pretrained)
+        path = resolve_source(pretrained)
     state = read_state_dict(path)
-    head_mismatch = mismatched_head_keys(model, state)
-    if head_mismatch:
-        log.warning("%s: %s have another output size; re-initialised", path, ", ".join(head_mismatch))
-    strict = not task and not head_mismatch and not hasattr(model, "feature_info")
-    result = load_weights(model, state, strict=strict, exclude=head_mismatch)
+    strict = not task and not mismatched_head_keys(model, state) and not hasattr(model, "feature_info")
+    result = load_weights(model, state, strict=strict, on_head_mismatch="reinit")
     if not strict and result.missing:
         log.info("%s: %s model tensors not in the file (kept as initialised)", path, _describe(result.missing, 4))
     return result

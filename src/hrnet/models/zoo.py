@@ -113,3 +113,17 @@ def create_model(name: str, pretrained: bool | str | Path = False, *, num_classe
 
         load_pretrained(model, name, pretrained)
     return model
+
+
+HEAD_ARGUMENT = {"pose": "num_joints", "seg": "num_classes", "cls": "num_classes"}
+
+
+def create_from_card(card: Any) -> nn.Module:
+    """The zoo model a :class:`~hrnet.models.card.ModelCard` describes (pose, seg or cls), weights not loaded.
+
+    JSON turns tuples into lists; backbone overrides that are sequences are turned back into tuples.
+    """
+    if card.task not in HEAD_ARGUMENT:
+        raise ValueError(f"model card of task {card.task!r} is not a zoo model (pose, seg, cls)")
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in card.overrides.items()}
+    return create_model(card.model, **{HEAD_ARGUMENT[card.task]: card.num_outputs}, **overrides)

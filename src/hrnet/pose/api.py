@@ -1,14 +1,15 @@
-"""Python API: ``PoseEstimator(model_or_name, weights=...)(image, boxes)`` -> :class:`PoseResult`.
+"""Python API: ``PoseEstimator(name_or_weights)(image, boxes)`` -> :class:`PoseResult`.
 
 Boxes are (N, 4) or (N, 5) **x1, y1, x2, y2[, score]** in image pixels, like torchvision detectors.
 Without boxes, a ``detector`` (any callable image_rgb -> (N, 5) xyxy + score, e.g.
-``hrnet.pose.detector.PersonDetector``) supplies them; without either, the whole image is one person.
-The crops, flip test and decoding are those of evaluation (:func:`hrnet.pose.inference.predict_crops`).
+:class:`hrnet.pose.detector.PersonDetector`) supplies them; without either, the whole image is one
+person and the result says so (``boxes_source == "whole image"``). The crops, flip test and
+decoding are those of evaluation (:func:`hrnet.pose.inference.predict_crops`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,55 +18,46 @@ import numpy as np
 import torch
 from torch import nn
 
-from hrnet import atomic
+from hrnet.engine.distributed import resolve_device
+from hrnet.inputs import Frame, as_frames, batched
 from hrnet.io import as_rgb_array
+from hrnet.loader import resolve_model
+from hrnet.models.zoo import create_model
+from hrnet.pose.boxes import validate_boxes
 from hrnet.pose.codec import HeatmapCodec
+from hrnet.pose.config import PoseTestConfig
+from hrnet.pose.evaluation import rescore
 from hrnet.pose.inference import crop_people, predict_crops
 from hrnet.pose.keypoints import COCO_KEYPOINTS, KeypointSet, load_keypoint_set
+from hrnet.pose.model import card_keypoint_set, card_test_config
+from hrnet.pose.visualize import draw_poses
+from hrnet.results import Result
 
-
-def write_json(obj: Any, path: str | Path) -> Path:
-    """Write JSON atomically (temp file + os.replace), creating the folder."""
-    return atomic.write_json(path, obj, indent=1)
-
-
-def as_xyxy_boxes(boxes: Any) -> np.ndarray:
-    """Validate boxes -> float (N, 5) x1, y1, x2, y2, score (score 1 when not given)."""
-    b = np.asarray(boxes, dtype=np.float64)
-    if b.size == 0:
-        return np.zeros((0, 5))
-    if b.ndim == 1:
-        b = b[None]
-    if b.ndim != 2 or b.shape[1] not in (4, 5):
-        raise ValueError(f"boxes must be (N, 4) or (N, 5) x1, y1, x2, y2[, score], got shape {b.shape}")
-    if b.shape[1] == 4:
-        b = np.concatenate([b, np.ones((len(b), 1))], axis=1)
-    bad = np.nonzero((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]))[0]
-    if len(bad):
-        raise ValueError(f"boxes must be x1, y1, x2, y2 with x2 > x1 and y2 > y1; box {int(bad[0])} is "
-                         f"{b[bad[0], :4].tolist()}")
-    return b
+Detector = Callable[[np.ndarray], Any]
+DEFAULT_INPUT_SIZE = (256, 192)  # (H, W) of the paper's COCO crops
 
 
 @dataclass
-class PoseResult:
+class PoseResult(Result):
     """Poses of one image: ``keypoints`` (N, K, 2) as (x, y) pixels, ``scores`` (N, K), ``boxes`` (N, 4)
-    x1, y1, x2, y2 and ``box_scores`` (N,)."""
+    x1, y1, x2, y2 and ``box_scores`` (N,); ``boxes_source`` is "given", "detector" or "whole image"."""
 
+    image: np.ndarray
     keypoints: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray
     box_scores: np.ndarray
     keypoint_set: KeypointSet = field(default_factory=lambda: COCO_KEYPOINTS)
+    path: str | None = None
+    boxes_source: str = "given"
+    box_counts: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.keypoints)
 
-    def to_json(self, image_id: int | str = 0, category_id: int = 1) -> list[dict]:
+    def to_coco(self, image_id: int | str = 0, category_id: int = 1) -> list[dict]:
         """COCO keypoint results: one dict per person with ``keypoints`` [x, y, score]*K, ``score``
         (box score x mean keypoint score above 0.2, as in evaluation) and ``bbox`` [x, y, w, h]."""
-        from hrnet.pose.evaluation import rescore
-
         person = rescore(self.scores, self.box_scores) if len(self) else np.zeros(0)
         out = []
         for i in range(len(self)):
@@ -76,67 +68,153 @@ class PoseResult:
                         "bbox": [round(float(v), 2) for v in (x1, y1, x2 - x1, y2 - y1)]})
         return out
 
-    def plot(self, image: str | Path | np.ndarray, kpt_thr: float = 0.3, show_boxes: bool = True) -> np.ndarray:
-        """RGB uint8 copy of ``image`` with the skeletons drawn (``hrnet.pose.visualize.draw_poses``)."""
-        from hrnet.pose.visualize import draw_poses
+    def to_json(self) -> dict[str, Any]:
+        """The image, keypoint names, where the boxes came from, and the people as COCO results."""
+        stem = Path(self.path).stem if self.path else ""
+        image_id: int | str = int(stem) if stem.isdigit() else (self.path or 0)
+        out = {**self._header(), "keypoint_names": list(self.keypoint_set.names), "boxes_source": self.boxes_source,
+               "people": self.to_coco(image_id)}
+        if self.box_counts:
+            out["box_counts"] = dict(self.box_counts)
+        return out
 
-        rgb = as_rgb_array(image)
-        return draw_poses(rgb, self.keypoints, self.scores, self.keypoint_set.skeleton,
+    def plot(self, kpt_thr: float = 0.3, show_boxes: bool = True) -> np.ndarray:
+        """RGB uint8 copy of the image with the skeletons (and boxes) drawn."""
+        return draw_poses(self.image, self.keypoints, self.scores, self.keypoint_set.skeleton,
                           boxes=self.boxes if show_boxes else None, kpt_thr=kpt_thr)
 
 
-class PoseEstimator:
-    """Top-down pose estimation with an HRNet: ``PoseEstimator('pose_hrnet_w32', weights='w.safetensors')``.
+def _same_set(a: KeypointSet, b: KeypointSet) -> bool:
+    return list(a.names) == list(b.names)
 
-    ``model_or_name``: a zoo name (built with one heatmap per keypoint of ``keypoint_set``) or a module.
-    ``input_size`` is (w, h) of the crop; ``flip_test`` and ``dark`` as in evaluation.
+
+class PoseEstimator:
+    """Top-down pose estimation with an HRNet.
+
+    ``PoseEstimator("model_best.safetensors")`` rebuilds a trained model from its card (keypoint set,
+    crop size, test settings); ``PoseEstimator("pose_hrnet_w32", weights="official.pth")`` builds a
+    named model for files without a card, with ``keypoint_set`` (default COCO). Explicit options win
+    over the card; a ``keypoint_set`` that disagrees with the weights is an error, never a new head.
+    ``input_size`` is the crop (H, W); ``device=None`` picks CUDA when present.
     """
 
-    def __init__(self, model_or_name: str | nn.Module, weights: str | Path | None = None,
-                 keypoint_set: KeypointSet | str = COCO_KEYPOINTS, input_size: tuple[int, int] = (192, 256),
-                 device: str = "cpu", flip_test: bool = True, dark: bool = False,
-                 detector: Callable[[np.ndarray], np.ndarray] | None = None, batch_size: int = 32) -> None:
-        self.keypoint_set = load_keypoint_set(keypoint_set)
-        if isinstance(model_or_name, str):
-            from hrnet.models.zoo import create_model
+    def __init__(self, model: str | Path | nn.Module = "pose_hrnet_w32", weights: str | Path | None = None, *,
+                 keypoint_set: KeypointSet | str | Path | None = None, input_size: Sequence[int] | None = None,
+                 flip_test: bool | None = None, shift_heatmap: bool | None = None, dark: bool | None = None,
+                 detector: Detector | None = None, batch_size: int = 32,
+                 device: str | torch.device | None = None) -> None:
+        explicit = load_keypoint_set(keypoint_set) if keypoint_set is not None else None
 
-            model = create_model(model_or_name, num_joints=self.keypoint_set.num_keypoints)
+        def build(name: str) -> nn.Module:
+            return create_model(name, num_joints=(explicit or COCO_KEYPOINTS).num_keypoints)
+
+        net, card = resolve_model("pose", model, weights, build)
+        if card is not None:
+            ks = card_keypoint_set(card)
+            if explicit is not None and not _same_set(explicit, ks):
+                raise ValueError(f"keypoint set {explicit.name!r} ({explicit.num_keypoints} keypoints) does not match "
+                                 f"the weights' own set {ks.name!r} ({ks.num_keypoints}: {', '.join(ks.names[:4])}, "
+                                 f"...); leave keypoint_set out to use the weights' set")
+            test = card_test_config(card)
+            size = card.input_size or DEFAULT_INPUT_SIZE
         else:
-            model = model_or_name
-        if weights is not None:
-            from hrnet.pose.model import load_pose_weights
-
-            load_pose_weights(model, weights, strict=True)
-        k = getattr(model, "num_joints", self.keypoint_set.num_keypoints)
-        if k != self.keypoint_set.num_keypoints:
-            raise ValueError(f"model predicts {k} keypoints but keypoint set {self.keypoint_set.name!r} has "
-                             f"{self.keypoint_set.num_keypoints}")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.codec = HeatmapCodec(input_size)
-        self.flip_test = flip_test
-        self.dark = dark
+            ks = explicit or COCO_KEYPOINTS
+            test, size = PoseTestConfig(), DEFAULT_INPUT_SIZE  # the paper's test settings
+        k = getattr(net, "head_size", ks.num_keypoints)
+        if k != ks.num_keypoints:
+            raise ValueError(f"the model predicts {k} keypoints but keypoint set {ks.name!r} has {ks.num_keypoints}")
+        size = tuple(int(v) for v in (input_size or size))
+        if len(size) != 2 or min(size) < 8:
+            raise ValueError(f"input_size must be (H, W) of at least 8 pixels, got {input_size}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.card = card
+        self.keypoint_set = ks
+        self.device = resolve_device(device)
+        self.model = net.to(self.device).eval()
+        self.input_size = size
+        self.codec = HeatmapCodec((size[1], size[0]))  # the codec takes (w, h) like the official configs
+        self.flip_test = test.flip_test if flip_test is None else bool(flip_test)
+        self.shift_heatmap = test.shift_heatmap if shift_heatmap is None else bool(shift_heatmap)
+        self.dark = test.dark if dark is None else bool(dark)
         self.detector = detector
         self.batch_size = batch_size
 
-    def __call__(self, image: str | Path | np.ndarray, boxes: Any = None,
-                 detector: Callable[[np.ndarray], np.ndarray] | None = None) -> PoseResult:
-        """Poses in ``image`` (path or RGB array; grayscale / RGBA converted) for ``boxes`` (xyxy[, score])."""
-        rgb = as_rgb_array(image)
+    def _people(self, rgb: np.ndarray, boxes: Any, detector: Detector | None,
+                skip_bad: bool = False) -> tuple[np.ndarray, str, dict[str, int]]:
+        """Validated (N, 5) boxes for one image and where they came from."""
         detector = detector or self.detector
-        if boxes is None:
-            if detector is not None:
-                boxes = detector(rgb)
-            else:
-                h, w = rgb.shape[:2]
-                boxes = [[0, 0, w - 1, h - 1, 1.0]]
-        b = as_xyxy_boxes(boxes)
+        h, w = rgb.shape[:2]
+        if boxes is None and detector is None:
+            return np.array([[0.0, 0.0, w - 1.0, h - 1.0, 1.0]]), "whole image", {}
+        source = "given" if boxes is not None else "detector"
+        raw = boxes if boxes is not None else detector(rgb)
+        valid, counts = validate_boxes(raw, (h, w), source=f"{source} boxes", skip_bad=skip_bad)
+        return valid, source, {k: v for k, v in counts.items() if v}
+
+    def _run(self, frames: list[tuple[np.ndarray, str | None, np.ndarray, str, dict]]) -> list[PoseResult]:
+        """Crops of every person of every frame, batched through the network, split back per frame."""
+        crops, centers, scales, owner = [], [], [], []
+        for i, (rgb, _, boxes, _, _) in enumerate(frames):
+            if len(boxes):
+                c, ce, sc = crop_people(rgb, boxes[:, :4], self.codec.input_size)
+                crops.append(c)
+                centers.append(ce)
+                scales.append(sc)
+                owner.extend([i] * len(boxes))
         k = self.keypoint_set.num_keypoints
         kpts, scores = np.zeros((0, k, 2)), np.zeros((0, k))
-        for start in range(0, len(b), self.batch_size):
-            chunk = b[start:start + self.batch_size]
-            crops, centers, scales = crop_people(rgb, chunk[:, :4], self.codec.input_size)
-            kp, sc = predict_crops(self.model, crops, centers, scales, self.codec, self.keypoint_set.flip_pairs,
-                                   flip_test=self.flip_test, dark=self.dark)
-            kpts, scores = np.concatenate([kpts, kp]), np.concatenate([scores, sc])
-        return PoseResult(kpts, scores, b[:, :4].copy(), b[:, 4].copy(), self.keypoint_set)
+        if crops:
+            all_crops, all_c, all_s = torch.cat(crops), np.concatenate(centers), np.concatenate(scales)
+            parts = []
+            for idx in batched(range(len(all_crops)), self.batch_size):
+                sl = slice(idx[0], idx[-1] + 1)
+                parts.append(predict_crops(self.model, all_crops[sl], all_c[sl], all_s[sl], self.codec,
+                                           self.keypoint_set.flip_pairs, flip_test=self.flip_test,
+                                           shift_heatmap=self.shift_heatmap, dark=self.dark))
+            kpts = np.concatenate([p[0] for p in parts])
+            scores = np.concatenate([p[1] for p in parts])
+        owner_arr = np.asarray(owner, dtype=np.int64)
+        results = []
+        for i, (rgb, path, boxes, source, counts) in enumerate(frames):
+            sel = owner_arr == i
+            results.append(PoseResult(rgb, kpts[sel], scores[sel], boxes[:, :4].copy(), boxes[:, 4].copy(),
+                                      self.keypoint_set, path, source, counts))
+        return results
+
+    def __call__(self, image: str | Path | np.ndarray, boxes: Any = None,
+                 detector: Detector | None = None) -> PoseResult:
+        """Poses in ``image`` (path or RGB array) for ``boxes`` (xyxy[, score]), else the detector's."""
+        rgb = as_rgb_array(image)
+        path = str(image) if isinstance(image, (str, Path)) else None
+        return self._run([(rgb, path, *self._people(rgb, boxes, detector))])[0]
+
+    def predict(self, images: Any, boxes: Sequence[Any] | None = None, batch_size: int | None = None,
+                detector: Detector | None = None, skip_bad: bool = False) -> list[PoseResult]:
+        """Poses of many images (paths, folders, globs, videos, arrays): people are batched across images.
+
+        ``boxes``, when given, is one box list per image in order. ``skip_bad`` counts NaN / empty
+        boxes instead of raising.
+        """
+        frames = list(as_frames(images))
+        return self.predict_frames(frames, boxes, batch_size, detector, skip_bad)
+
+    def predict_frames(self, frames: list[Frame], boxes: Sequence[Any] | None = None,
+                       batch_size: int | None = None, detector: Detector | None = None,
+                       skip_bad: bool = False) -> list[PoseResult]:
+        """:meth:`predict` on frames already read (what ``hrnet pose predict`` feeds)."""
+        bad = next((f for f in frames if f.error), None)
+        if bad is not None:
+            raise ValueError(bad.error)
+        if boxes is not None and len(boxes) != len(frames):
+            raise ValueError(f"{len(boxes)} box lists for {len(frames)} images")
+        per_image = []
+        for n, f in enumerate(frames):
+            assert f.image is not None
+            path = str(f.source.path) if f.source is not None else None
+            per_image.append((f.image, path, *self._people(f.image, None if boxes is None else boxes[n], detector,
+                                                            skip_bad)))
+        out: list[PoseResult] = []
+        for chunk in batched(per_image, max(1, batch_size or len(per_image) or 1)):
+            out.extend(self._run(chunk))
+        return out

@@ -6,9 +6,11 @@ Sizes in ``data`` are (w, h) as in the official pose configs; ``--set key=value`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hrnet.engine.config import TrainConfig
+from hrnet.pose.keypoints import FROM_ANNOTATIONS, KeypointSet, builtin_keypoint_sets, load_keypoint_set
 
 
 @dataclass
@@ -30,7 +32,9 @@ class PoseDataConfig:
     train_images: str = "images/train2017"
     val_ann: str = "annotations/person_keypoints_val2017.json"
     val_images: str = "images/val2017"
-    keypoint_set: str = "coco"  # built-in name or a YAML file
+    # a shipped set (coco, mpii, crowdpose, aic, ochuman, halpe), a YAML file (relative to this config
+    # file), or from_annotations (names and skeleton from train_ann's categories)
+    keypoint_set: str = "coco"
     input_size: list[int] = field(default_factory=lambda: [192, 256])
     heatmap_size: list[int] | None = None  # default input / 4
     sigma: float = 2.0
@@ -68,8 +72,34 @@ class PoseConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     test: PoseTestConfig = field(default_factory=PoseTestConfig)
 
+    def resolve_paths(self, config_dir: Path) -> None:
+        """Called by ``load_config`` with the YAML file's folder: a relative ``data.keypoint_set`` file is
+        looked up there first (then, as given, in the working directory, e.g. for a ``--set`` value)."""
+        self.data.keypoint_set = resolve_keypoint_set_path(self.data.keypoint_set, config_dir)
+
     def __post_init__(self) -> None:
         if self.data.dataset not in ("coco", "mpii"):
             raise ValueError(f"data.dataset must be 'coco' or 'mpii', got {self.data.dataset!r}")
         if len(self.data.input_size) != 2:
             raise ValueError(f"data.input_size must be [w, h], got {self.data.input_size}")
+
+
+def resolve_keypoint_set_path(spec: str, config_dir: str | Path) -> str:
+    """``data.keypoint_set`` with a relative YAML path made absolute against ``config_dir`` when the file is
+    there; shipped names, ``from_annotations``, absolute paths and paths found nowhere are returned as given."""
+    if spec == FROM_ANNOTATIONS or spec.lower() in builtin_keypoint_sets() or Path(spec).is_absolute():
+        return spec
+    candidate = Path(config_dir) / spec
+    return str(candidate.resolve()) if candidate.is_file() else spec
+
+
+def resolve_keypoint_set(data: PoseDataConfig) -> KeypointSet:
+    """The keypoint set ``data`` names; ``from_annotations`` reads it from the training annotation file
+    (``data.root / data.train_ann``)."""
+    if data.keypoint_set == FROM_ANNOTATIONS:
+        if data.dataset != "coco":
+            raise ValueError(f"data.keypoint_set={FROM_ANNOTATIONS} needs COCO-style annotations "
+                             f"(data.dataset: coco), not {data.dataset!r}")
+        ann = Path(data.train_ann)
+        return load_keypoint_set(FROM_ANNOTATIONS, annotations=ann if ann.is_absolute() else Path(data.root) / ann)
+    return load_keypoint_set(data.keypoint_set)

@@ -7,20 +7,28 @@ back in the image (``center``, ``scale``, ``image_id``, box ``score``, ``area``,
 Annotations are validated when the dataset is built, and errors name the file and the annotation id.
 Person boxes that cannot give a crop (zero area, outside the image, no labelled keypoint for training,
 crowd regions) are skipped, counted in :attr:`skipped` and logged once, as the official code skips them.
+
+COCO-style files from other sources are taken as they come (:func:`read_coco_keypoints`, also used by
+evaluation): a missing ``area`` is filled (segment area when there is a segmentation, else box w x h), a
+missing ``iscrowd`` is 0, a missing annotation ``id`` is numbered, ``num_keypoints`` is recounted from the
+visibility flags, and annotations of categories without keypoints are left out. Wrong types (keypoints
+as strings, a bbox that is not four numbers, ...) are an error at load naming the annotation id.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset
 
 from hrnet.io import read_image
@@ -50,7 +58,7 @@ class PoseAugment:
     num_joints_half_body: int = 8
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     text = path.read_text(encoding="utf-8")
@@ -60,6 +68,195 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: {what} is not valid JSON ({err})") from err
+
+
+# ----------------------------------------------------------------------------------------------------
+# COCO-style keypoint files as other datasets ship them
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (JSON numbers), not a bool or a numeric string."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def image_entry_problem(entry: Any) -> str | None:
+    """What is wrong with one ``images[]`` entry, or None (shared by the loader and ``check-data``)."""
+    if not isinstance(entry, dict):
+        return f"is not a mapping: {str(entry)[:80]}"
+    if "id" not in entry or "file_name" not in entry:
+        return "needs 'id' and 'file_name'"
+    if not isinstance(entry["id"], int) or isinstance(entry["id"], bool):
+        return f"id {entry['id']!r} is not an integer"
+    if not isinstance(entry["file_name"], str) or not entry["file_name"]:
+        return f"file_name {entry['file_name']!r} is not a file name"
+    for key in ("width", "height"):
+        if key in entry and not (is_number(entry[key]) and entry[key] > 0):
+            return f"{key} {entry[key]!r} is not a positive number"
+    if "crowdIndex" in entry and not is_number(entry["crowdIndex"]):
+        return f"crowdIndex {entry['crowdIndex']!r} is not a number"
+    return None
+
+
+def _first_non_number(values: list) -> tuple[int, Any] | None:
+    for i, v in enumerate(values):
+        if not is_number(v):
+            return i, v
+    return None
+
+
+def annotation_problem(ann: Any, num_keypoints: int | None, image_ids: set[int] | dict,
+                       set_name: str | None = None) -> str | None:
+    """What is wrong with one ``annotations[]`` entry, or None: types, lengths, the image it refers to.
+
+    ``num_keypoints`` None accepts any multiple of three. Fields that may be missing (area, iscrowd, id,
+    num_keypoints, category_id) are only checked for their type when present.
+    """
+    if not isinstance(ann, dict):
+        return f"is not a mapping: {str(ann)[:80]}"
+    if "id" in ann and (not isinstance(ann["id"], int) or isinstance(ann["id"], bool)):
+        return f"id {ann['id']!r} is not an integer"
+    image_id = ann.get("image_id")
+    if not isinstance(image_id, int) or isinstance(image_id, bool):
+        return f"image_id {image_id!r} is not an integer"
+    if image_id not in image_ids:
+        return f"refers to unknown image_id {image_id}"
+    kp = ann.get("keypoints")
+    if not isinstance(kp, list):
+        return "no keypoints" if kp is None else f"keypoints is a {type(kp).__name__}, not a list of numbers"
+    if num_keypoints is not None and len(kp) != 3 * num_keypoints:
+        of_set = f" of set {set_name!r}" if set_name else ""
+        return (f"keypoints has {len(kp)} values, expected {3 * num_keypoints} (x, y, v for each of the "
+                f"{num_keypoints} keypoints{of_set})")
+    if len(kp) % 3:
+        return f"keypoints has {len(kp)} values, not a multiple of 3 (x, y, v per keypoint)"
+    bad = _first_non_number(kp)
+    if bad is not None:
+        return f"keypoints hold {bad[1]!r} (a {type(bad[1]).__name__}) at position {bad[0]}; expected numbers"
+    box = ann.get("bbox")
+    if not isinstance(box, list | tuple) or len(box) != 4:
+        return f"'bbox' must be [x, y, w, h], got {box!r}"
+    bad = _first_non_number(list(box))
+    if bad is not None:
+        return f"bbox holds {bad[1]!r} at position {bad[0]}; expected four numbers [x, y, w, h]"
+    if "area" in ann and not (is_number(ann["area"]) and ann["area"] >= 0):
+        return f"area {ann['area']!r} is not a number >= 0"
+    if "iscrowd" in ann and ann["iscrowd"] not in (0, 1):
+        return f"iscrowd {ann['iscrowd']!r} is not 0 or 1"
+    if "category_id" in ann and (not isinstance(ann["category_id"], int) or isinstance(ann["category_id"], bool)):
+        return f"category_id {ann['category_id']!r} is not an integer"
+    return None
+
+
+def segmentation_area(seg: Any) -> float | None:
+    """Area of a COCO segmentation: polygons by the shoelace formula (how COCO's own ``area`` values were
+    made), RLE by its pixel count; None when there is none or it cannot be read."""
+    if isinstance(seg, list) and seg:
+        total = 0.0
+        for poly in seg:
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2 or _first_non_number(poly):
+                return None
+            xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+            x, y = xy[:, 0], xy[:, 1]
+            total += 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+        return total
+    if isinstance(seg, dict) and "counts" in seg and "size" in seg:
+        try:
+            rle = mask_utils.frPyObjects(seg, *seg["size"]) if isinstance(seg["counts"], list) else seg
+            return float(mask_utils.area(rle))
+        except (TypeError, ValueError, KeyError):
+            return None
+    return None
+
+
+@dataclass
+class CocoKeypointFile:
+    """A COCO-style keypoint file after :func:`read_coco_keypoints`: the completed ``data`` (ready for
+    pycocotools), its images by id, and how many of each field had to be filled in."""
+
+    path: Path
+    data: dict
+    images: dict[int, dict]
+    category_ids: list[int]
+    filled: Counter[str] = field(default_factory=Counter)
+    other_category: int = 0
+
+
+def read_coco_keypoints(path: str | Path, num_keypoints: int | None = None,
+                        what: str = "keypoint annotation file", set_name: str | None = None) -> CocoKeypointFile:
+    """Read, validate and complete a COCO-style keypoint file (see the module docstring).
+
+    The first wrong entry raises ``ValueError`` naming the file and the annotation (or image) id;
+    duplicate image or annotation ids are errors too (pycocotools would silently keep only one of them).
+    """
+    path = Path(path)
+    return complete_coco_keypoints(read_json(path, what), path, num_keypoints, set_name)
+
+
+def complete_coco_keypoints(data: Any, path: str | Path, num_keypoints: int | None = None,
+                            set_name: str | None = None) -> CocoKeypointFile:
+    """:func:`read_coco_keypoints` on already parsed JSON (edited in place); ``path`` names it in errors."""
+    path = Path(path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise ValueError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations' lists)")
+    images: dict[int, dict] = {}
+    for i, entry in enumerate(data["images"]):
+        problem = image_entry_problem(entry)
+        if problem is not None:
+            raise ValueError(f"{path}: image entry {i}: {problem}")
+        if entry["id"] in images:
+            raise ValueError(f"{path}: image id {entry['id']} is used twice ({images[entry['id']]['file_name']}, "
+                             f"{entry['file_name']})")
+        images[entry["id"]] = entry
+    cats = data.get("categories") if isinstance(data.get("categories"), list) else []
+    kp_cats = [c["id"] for c in cats if isinstance(c, dict) and c.get("keypoints") and "id" in c]
+    if not cats:
+        cats = [{"id": 1, "name": "person"}]
+        data["categories"] = cats
+    default_cat = kp_cats[0] if len(kp_cats) == 1 else (cats[0].get("id", 1) if len(cats) == 1 else None)
+    out = CocoKeypointFile(path, data, images, kp_cats or [c.get("id") for c in cats if isinstance(c, dict)])
+    kept, seen_ids = [], set()
+    for i, ann in enumerate(data["annotations"]):
+        aid = ann.get("id", f"#{i} (no id)") if isinstance(ann, dict) else f"#{i}"
+        if isinstance(ann, dict) and kp_cats and ann.get("category_id", default_cat) not in kp_cats:
+            out.other_category += 1
+            continue
+        problem = annotation_problem(ann, num_keypoints, images, set_name)
+        if problem is not None:
+            raise ValueError(f"{path}: annotation id {aid}: {problem}")
+        if "id" in ann:
+            if ann["id"] in seen_ids:
+                raise ValueError(f"{path}: annotation id {ann['id']} is used twice")
+            seen_ids.add(ann["id"])
+        kept.append(ann)
+    next_id = max(seen_ids, default=0) + 1
+    for ann in kept:
+        if "id" not in ann:
+            ann["id"] = next_id
+            next_id += 1
+            out.filled["id"] += 1
+        if "category_id" not in ann:
+            if default_cat is None:
+                raise ValueError(f"{path}: annotation id {ann['id']} has no category_id and the file has several "
+                                 "categories")
+            ann["category_id"] = default_cat
+            out.filled["category_id"] += 1
+        if "iscrowd" not in ann:
+            ann["iscrowd"] = 0
+            out.filled["iscrowd"] += 1
+        if "area" not in ann:
+            area = segmentation_area(ann.get("segmentation"))
+            ann["area"] = area if area is not None else float(ann["bbox"][2]) * float(ann["bbox"][3])
+            out.filled["area (from the segmentation)" if area is not None else "area (box w x h)"] += 1
+        labelled = sum(1 for v in ann["keypoints"][2::3] if v > 0)
+        if ann.get("num_keypoints") != labelled:
+            out.filled["num_keypoints" if "num_keypoints" not in ann else "num_keypoints (recounted)"] += 1
+            ann["num_keypoints"] = labelled
+    data["annotations"] = kept
+    if out.filled:
+        log.info("%s: filled in %s", path, ", ".join(f"{what} for {n} annotations" for what, n in
+                                                      sorted(out.filled.items())))
+    return out
 
 
 class TopDownDataset(Dataset):
@@ -163,29 +360,14 @@ class CocoKeypoints(TopDownDataset):
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
         self.padding = padding
-        data = _read_json(self.ann_file, "keypoint annotation file")
-        if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
-            raise ValueError(f"{self.ann_file}: not a COCO annotation file (needs 'images' and 'annotations')")
-        self.images: dict[int, dict] = {}
-        for entry in data["images"]:
-            if "id" not in entry or "file_name" not in entry:
-                raise ValueError(f"{self.ann_file}: image entry without 'id' / 'file_name': {entry}")
-            self.images[int(entry["id"])] = entry
         k = self.keypoint_set.num_keypoints
+        self.coco = read_coco_keypoints(self.ann_file, k, set_name=self.keypoint_set.name)
+        self.images: dict[int, dict] = self.coco.images
         self.gt_by_image: dict[int, list[dict]] = {i: [] for i in self.images}
-        for ann in data["annotations"]:
-            kp = ann.get("keypoints")
-            aid = ann.get("id", "?")
-            if kp is None or len(kp) != 3 * k:
-                got = "no keypoints" if kp is None else f"{len(kp)} values"
-                raise ValueError(f"{self.ann_file}: annotation id {aid}: keypoints has {got}, expected {3 * k} "
-                                 f"(x, y, v for each of the {k} keypoints of set {self.keypoint_set.name!r})")
-            if int(ann.get("image_id", -1)) not in self.images:
-                raise ValueError(f"{self.ann_file}: annotation id {aid} refers to unknown image_id "
-                                 f"{ann.get('image_id')}")
-            if "bbox" not in ann or len(ann["bbox"]) != 4:
-                raise ValueError(f"{self.ann_file}: annotation id {aid}: 'bbox' must be [x, y, w, h]")
-            self.gt_by_image[int(ann["image_id"])].append(ann)
+        for ann in self.coco.data["annotations"]:
+            self.gt_by_image[ann["image_id"]].append(ann)
+        self.outside_keypoints = 0  # labelled keypoints outside their image (they give no target)
+        self._outside_example = ""
         if boxes == "gt":
             self._load_gt_boxes()
             source = str(self.ann_file)
@@ -200,6 +382,10 @@ class CocoKeypoints(TopDownDataset):
                 raise FileNotFoundError(f"{len(missing)} images named in {self.ann_file} are missing: "
                                         f"{', '.join(missing[:3])}{more}")
         self._report_skips(source)
+        if self.outside_keypoints:
+            log.warning("%s: %d labelled keypoints lie outside their image (e.g. %s); they give no heatmap target "
+                        "(run `hrnet pose check-data` for the list)", self.ann_file, self.outside_keypoints,
+                        self._outside_example)
 
     def _file(self, image_id: int) -> Path:
         return self.image_dir / self.images[image_id]["file_name"]
@@ -219,6 +405,11 @@ class CocoKeypoints(TopDownDataset):
                     continue
                 if width is None:
                     width, height = _image_size(self.images[image_id], file)
+                labelled = kp[:, 2] > 0
+                outside = labelled & ((kp[:, 0] < 0) | (kp[:, 1] < 0) | (kp[:, 0] > width) | (kp[:, 1] > height))
+                if outside.any():
+                    self.outside_keypoints += int(outside.sum())
+                    self._outside_example = self._outside_example or f"annotation id {ann.get('id')}"
                 x, y, w, h = (float(v) for v in ann["bbox"])
                 x1, y1 = max(0.0, x), max(0.0, y)
                 x2, y2 = min(width - 1.0, x1 + max(0.0, w - 1)), min(height - 1.0, y1 + max(0.0, h - 1))
@@ -236,7 +427,7 @@ class CocoKeypoints(TopDownDataset):
                 })
 
     def _load_det_boxes(self, path: Path, thr: float) -> None:
-        dets = _read_json(path, "person detections file")
+        dets = read_json(path, "person detections file")
         if not isinstance(dets, list):
             raise ValueError(f"{path}: detections must be a list of {{image_id, bbox, score}} (COCO results)")
         if not dets:
@@ -293,7 +484,7 @@ class MPIIKeypoints(TopDownDataset):
         super().__init__(keypoint_set, input_size, heatmap_size, sigma, train, augment, use_joint_weights)
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
-        data = _read_json(self.ann_file, "MPII annotation file")
+        data = read_json(self.ann_file, "MPII annotation file")
         if not isinstance(data, list):
             raise ValueError(f"{self.ann_file}: MPII annotations must be a list of people")
         k = self.keypoint_set.num_keypoints

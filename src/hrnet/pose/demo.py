@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from hrnet.atomic import write_json
+
 log = logging.getLogger("hrnet.pose")
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APM", "APL", "AR")
@@ -109,17 +111,15 @@ def _print_table(title: str, metrics: dict[str, float]) -> None:
 
 
 def _write_json(obj: Any, path: Path) -> None:
-    from hrnet.pose.api import write_json
-
-    write_json(obj, path)
+    write_json(path, obj, indent=1)
 
 
 def draw_predictions(results: list[dict], ann_file: Path, image_dir: Path, out_dir: Path, count: int,
                      score_thr: float = 0.2) -> list[Path]:
     """Draw the COCO-format ``results`` of the first ``count`` images of ``ann_file`` into ``out_dir``."""
-    from hrnet.io import read_image
+    from hrnet.io import read_image, save_image
     from hrnet.pose.keypoints import load_keypoint_set
-    from hrnet.pose.visualize import draw_poses, save_image
+    from hrnet.pose.visualize import draw_poses
 
     with open(ann_file, encoding="utf-8") as fh:
         images = json.load(fh)["images"]
@@ -168,9 +168,9 @@ def run_demo(data: str | None, out: str, epochs: int | None, seed: int, *,
 def _run(data: str | None, out: str, epochs: int | None, seed: int, s: DemoSettings) -> int:
     """The demo's steps: data, seeded training, evaluation (GT and detected boxes), pictures, curves."""
     from hrnet.engine.data import seed_everything
+    from hrnet.engine.plots import plot_metrics
     from hrnet.pose.synthetic import make_synthetic_coco
     from hrnet.pose.train import evaluate, train
-    from hrnet.pose.visualize import plot_metrics
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -4,11 +4,14 @@ COCO protocol of the official code, in NumPy: each person's score is its box sco
 keypoint scores above 0.2; within an image, people whose poses overlap another, higher-scored one with
 OKS > 0.9 are suppressed; the rest go to pycocotools' ``COCOeval`` with the keypoint set's own sigmas
 (pycocotools defaults to the 17 COCO ones, which would be wrong, or crash, for any other set).
+The ground truth goes through the dataset's reader first, so files that lack ``area`` or ``iscrowd``
+score as they train. A file with a ``crowdIndex`` per image is scored with the CrowdPose protocol.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 from collections import defaultdict
 from collections.abc import Sequence
@@ -16,7 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from hrnet.pose.datasets import complete_coco_keypoints, read_coco_keypoints
+
 COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
+CROWDPOSE_METRIC_NAMES = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
+# CrowdPose protocol constants (official crowdposetools): crowdIndex thresholds and the OKS scale factor
+CROWD_EASY, CROWD_HARD = 0.2, 0.8
+CROWD_BOX_AREA = 0.53
 
 
 def oks(gt: np.ndarray, dets: np.ndarray, gt_area: float, det_areas: np.ndarray, sigmas: np.ndarray,
@@ -104,31 +113,122 @@ def coco_results(image_ids: Sequence[int], keypoints: np.ndarray, keypoint_score
     return results
 
 
-def evaluate_coco(gt: str | Path | object, results: list[dict], sigmas: np.ndarray | None = None,
+def coco_ground_truth(gt: str | Path | dict | object) -> object:
+    """A ``pycocotools.coco.COCO`` for ``gt``: a file or dict is read with :func:`read_coco_keypoints` first, so
+    files without ``area`` / ``iscrowd`` (or with stale ``num_keypoints``) score instead of crashing."""
+    from pycocotools.coco import COCO
+
+    if not isinstance(gt, str | Path | dict):
+        return gt
+    if isinstance(gt, dict):
+        data = complete_coco_keypoints(copy.deepcopy(gt), "ground truth").data
+    else:
+        data = read_coco_keypoints(gt).data
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def crowd_index_split(coco_gt: object) -> dict[str, list[int]] | None:
+    """Image ids per CrowdPose difficulty (crowdIndex < 0.2 easy, < 0.8 medium, else hard, as the official
+    crowdposetools); None unless every image has a ``crowdIndex``."""
+    images = coco_gt.dataset.get("images", [])  # type: ignore[attr-defined]
+    if not images or not all("crowdIndex" in im for im in images):
+        return None
+    split: dict[str, list[int]] = {"easy": [], "medium": [], "hard": []}
+    for im in images:
+        ci = float(im["crowdIndex"])
+        split["easy" if ci < CROWD_EASY else "medium" if ci < CROWD_HARD else "hard"].append(im["id"])
+    return split
+
+
+def _mean_valid(values: np.ndarray) -> float:
+    v = values[values > -1]
+    return float(v.mean()) if v.size else -1.0
+
+
+def _run_cocoeval(coco_gt: object, results: list[dict], sig: np.ndarray, crowd: bool) -> object:
+    from pycocotools.cocoeval import COCOeval
+
+    coco_dt = coco_gt.loadRes(list(results))  # type: ignore[attr-defined]
+    ev = COCOeval(coco_gt, coco_dt, "keypoints")
+    ev.params.useSegm = None
+    ev.params.kpt_oks_sigmas = sig
+    kp_cats = [c["id"] for c in coco_gt.dataset.get("categories", []) if c.get("keypoints")]  # type: ignore
+    if len(kp_cats) > 1:  # several categories share one keypoint set: top-down predictions carry no category
+        ev.params.useCats = 0
+    if crowd:
+        ev.params.maxDets = [20]
+        ev.params.areaRng = [[0, 1e10]]
+        ev.params.areaRngLbl = ["all"]
+    return ev
+
+
+def _crowdpose_metrics(coco_gt: object, results: list[dict], sig: np.ndarray,
+                       split: dict[str, list[int]]) -> dict[str, float]:
+    """The CrowdPose protocol: OKS scale 0.53 x box w x h, at most 20 people per image, one area range,
+    AP / AR over all images and AP per crowdIndex difficulty."""
+    from pycocotools.coco import COCO
+
+    data = dict(coco_gt.dataset)  # type: ignore[attr-defined]
+    data["annotations"] = [{**a, "area": CROWD_BOX_AREA * a["bbox"][2] * a["bbox"][3]} for a in data["annotations"]]
+    gt = COCO()
+    gt.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        ev = _run_cocoeval(gt, results, sig, crowd=True)
+        ev.evaluate()
+        ev.accumulate()
+        precision, recall = ev.eval["precision"], ev.eval["recall"]  # (T, R, K, A, M), (T, K, A, M)
+        thr = ev.params.iouThrs
+        at = {t: int(np.argmin(np.abs(thr - t))) for t in (0.5, 0.75)}
+        out = {"AP": _mean_valid(precision), "AP50": _mean_valid(precision[at[0.5]]),
+               "AP75": _mean_valid(precision[at[0.75]]), "AR": _mean_valid(recall),
+               "AR50": _mean_valid(recall[at[0.5]]), "AR75": _mean_valid(recall[at[0.75]])}
+        for name, ids in split.items():
+            if not ids:
+                out[f"AP_{name}"] = -1.0
+                continue
+            ev.params.imgIds = ids
+            ev.evaluate()
+            ev.accumulate()
+            out[f"AP_{name}"] = _mean_valid(ev.eval["precision"])
+    return out
+
+
+def evaluate_coco(gt: str | Path | dict | object, results: list[dict], sigmas: np.ndarray | None = None,
                   verbose: bool = False) -> dict[str, float]:
     """AP / AP50 / AP75 / APM / APL / AR (and AR50 ... ARL) of ``results`` with pycocotools.
 
-    ``gt`` is an annotation file or a ``pycocotools.coco.COCO``; ``sigmas`` default to COCO's 17 and
-    must match the keypoint count. No results -> all zeros.
+    ``gt`` is an annotation file, its parsed dict (both completed by :func:`read_coco_keypoints`) or a
+    ``pycocotools.coco.COCO``; ``sigmas`` default to COCO's 17 and must match the keypoint count. When the
+    file has one keypoint category, results are scored as that category whatever ``category_id`` they
+    carry. When every image has a ``crowdIndex`` (CrowdPose), the CrowdPose protocol is used instead and
+    the metrics are AP, AP50, AP75, AR, AR50, AR75, AP_easy, AP_medium, AP_hard. No results -> all zeros.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    from pycocotools.cocoeval import COCOeval  # noqa: F401  (import error here, not mid-evaluation)
 
     from hrnet.pose.keypoints import COCO_KEYPOINTS
 
     sig = COCO_KEYPOINTS.sigmas if sigmas is None else np.asarray(sigmas, dtype=np.float64)
+    coco_gt = coco_ground_truth(gt)
+    split = crowd_index_split(coco_gt)
+    names = CROWDPOSE_METRIC_NAMES if split is not None else COCO_METRIC_NAMES
     if not results:
-        return dict.fromkeys(COCO_METRIC_NAMES, 0.0)
+        return dict.fromkeys(names, 0.0)
     k = len(results[0]["keypoints"]) // 3
     if k != len(sig):
         raise ValueError(f"results have {k} keypoints but {len(sig)} OKS sigmas were given")
+    kp_cats = [c["id"] for c in coco_gt.dataset.get("categories", []) if c.get("keypoints")]  # type: ignore
+    if len(kp_cats) == 1:
+        results = [{**r, "category_id": kp_cats[0]} for r in results]
+    if split is not None:
+        return _crowdpose_metrics(coco_gt, results, sig, split)
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink):
-        coco_gt = COCO(str(gt)) if isinstance(gt, str | Path) else gt
-        coco_dt = coco_gt.loadRes(list(results))
-        ev = COCOeval(coco_gt, coco_dt, "keypoints")
-        ev.params.useSegm = None
-        ev.params.kpt_oks_sigmas = sig
+        ev = _run_cocoeval(coco_gt, results, sig, crowd=False)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

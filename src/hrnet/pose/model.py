@@ -1,39 +1,25 @@
-"""Building the pose network of a config, its official initialisation, and loading pose weights."""
+"""The pose network of a config: build, official initialisation, fine-tuning start, and its model card.
+
+The card carries the whole keypoint set (names, flip pairs, skeleton, sigmas), the crop size and the
+test-time settings, so a trained ``model_best.safetensors`` predicts with no other argument.
+"""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
-from hrnet.pose.config import PoseConfig
-from hrnet.pose.keypoints import KeypointSet, load_keypoint_set
+from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
+from hrnet.models.card import ModelCard
+from hrnet.models.weights import load_weights
+from hrnet.models.zoo import create_from_card
+from hrnet.pose.config import PoseConfig, PoseTestConfig, resolve_keypoint_set
+from hrnet.pose.keypoints import KeypointSet, keypoint_set_from_dict
 
 log = logging.getLogger("hrnet.pose")
-
-
-def load_pose_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Any:
-    """Load pose or ImageNet weights into ``model``; a keypoint head of another size is re-initialised.
-
-    When the file's ``final_layer`` predicts another number of keypoints than the model (a custom keypoint
-    set), the head is left as initialised and a warning says so. Non-strict loads log what was not loaded.
-    """
-    from hrnet.models.weights import load_weights, mismatched_head_keys, read_state_dict
-
-    state = read_state_dict(path)
-    exclude = mismatched_head_keys(model, state, ("final_layer.",))
-    if exclude:
-        log.warning("%s: keypoint head predicts %d keypoints, the model %d (num_joints changed): "
-                    "final_layer re-initialised", path, state["final_layer.weight"].shape[0],
-                    model.final_layer.out_channels)
-    result = load_weights(model, state, strict=strict and not exclude, exclude=exclude)
-    if result.missing or result.unexpected:
-        log.info("%s: %d model tensors not in the file (kept as initialised, e.g. %s); %d file tensors unused "
-                 "(e.g. %s)", path, len(result.missing), result.missing[:3], len(result.unexpected),
-                 result.unexpected[:3])
-    return result
 
 
 def init_pose_weights(model: nn.Module) -> None:
@@ -57,12 +43,56 @@ def build_model(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, pretra
     non-strictly when ``pretrained`` (training starts), not when other weights follow (evaluation)."""
     from hrnet.models.zoo import create_model
 
-    ks = keypoint_set or load_keypoint_set(cfg.data.keypoint_set)
+    ks = keypoint_set or resolve_keypoint_set(cfg.data)
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
     if not cfg.model.name.startswith("pose_"):
         raise ValueError(f"model.name must be a pose model (pose_hrnet_w32, ...), got {cfg.model.name!r}")
     model = create_model(cfg.model.name, num_joints=ks.num_keypoints, **overrides)
     init_pose_weights(model)
     if pretrained and cfg.model.pretrained:
-        load_pose_weights(model, cfg.model.pretrained, strict=False)
+        # fine-tuning start (ImageNet or another pose model): a head of another size is re-initialised
+        result = load_weights(model, cfg.model.pretrained, strict=False, on_head_mismatch="reinit")
+        if result.missing or result.unexpected:
+            log.info("%s: %d model tensors not in the file (kept as initialised, e.g. %s); %d file tensors "
+                     "unused (e.g. %s)", cfg.model.pretrained, len(result.missing), result.missing[:3],
+                     len(result.unexpected), result.unexpected[:3])
     return model
+
+
+TEST_KEYS = ("flip_test", "shift_heatmap", "dark")
+
+
+def keypoint_set_to_dict(ks: KeypointSet) -> dict[str, Any]:
+    """The plain-data form of a keypoint set (what :func:`keypoint_set_from_dict` reads back)."""
+    data: dict[str, Any] = {"name": ks.name, "names": list(ks.names), "flip_pairs": [list(p) for p in ks.flip_pairs],
+                            "skeleton": [list(p) for p in ks.skeleton],
+                            "sigmas": None if ks.sigmas is None else [float(v) for v in np.asarray(ks.sigmas)],
+                            "upper_body": list(ks.upper_body), "lower_body": list(ks.lower_body)}
+    if ks.joint_weights is not None:
+        data["joint_weights"] = [float(v) for v in ks.joint_weights]
+    return data
+
+
+def make_card(cfg: PoseConfig, keypoint_set: KeypointSet) -> ModelCard:
+    """The model card of a pose experiment: network, keypoint set, crop size (H, W) and test settings."""
+    w, h = cfg.data.input_size
+    return ModelCard(task="pose", model=cfg.model.name, num_outputs=keypoint_set.num_keypoints,
+                     labels=list(keypoint_set.names), overrides=dict(cfg.model.overrides), input_size=[h, w],
+                     mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
+                     meta={"keypoint_set": keypoint_set_to_dict(keypoint_set)},
+                     test={k: getattr(cfg.test, k) for k in TEST_KEYS})
+
+
+def card_keypoint_set(card: ModelCard) -> KeypointSet:
+    """The keypoint set a pose card carries."""
+    return keypoint_set_from_dict(card.meta["keypoint_set"], f"model card of {card.model}")
+
+
+def card_test_config(card: ModelCard) -> PoseTestConfig:
+    """The test-time settings a pose card carries (defaults for anything it does not say)."""
+    return PoseTestConfig(**{k: v for k, v in card.test.items() if k in TEST_KEYS})
+
+
+def model_from_card(card: ModelCard) -> nn.Module:
+    """The pose network a card describes (weights not loaded)."""
+    return create_from_card(card)

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hrnet.atomic import write_bytes
+from hrnet.atomic import write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
@@ -247,10 +247,6 @@ def _render_image(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.n
     return img, anns
 
 
-def _write_json(path: Path, obj: object) -> None:
-    write_bytes(path, json.dumps(obj, separators=(",", ":")).encode())
-
-
 def _jittered_detections(rng: np.random.Generator, anns: list[dict], image_id: int,
                          size: tuple[int, int]) -> list[dict]:
     """GT boxes with noisy edges and high scores, plus a few low-score false positives."""
@@ -329,7 +325,7 @@ def make_synthetic_coco(out_dir: str | Path, num_train: int = 600, num_val: int 
                 detections += _jittered_detections(rng, anns, image_id, (w, h))
         coco = {"info": {"description": "hrnet synthetic person keypoints", "version": str(_VERSION)},
                 "licenses": [], "images": images, "annotations": annotations, "categories": [PERSON_CATEGORY]}
-        _write_json(paths[f"{split}_json"], coco)
-    _write_json(paths["detections"], detections)
-    _write_json(manifest, params)
+        write_json(paths[f"{split}_json"], coco, indent=None)
+    write_json(paths["detections"], detections, indent=None)
+    write_json(manifest, params, indent=None)
     return paths

@@ -15,17 +15,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from hrnet.atomic import write_json
 from hrnet.engine.config import config_to_dict
 from hrnet.engine.data import seed_everything
 from hrnet.engine.distributed import DistInfo, all_gather_object, init_distributed
+from hrnet.models.weights import load_weights
+from hrnet.pose.check import check_pose_data
 from hrnet.pose.codec import HeatmapCodec
-from hrnet.pose.config import PoseConfig
+from hrnet.pose.config import PoseConfig, resolve_keypoint_set
 from hrnet.pose.datasets import CocoKeypoints, MPIIKeypoints, PoseAugment, TopDownDataset
 from hrnet.pose.evaluation import coco_results, evaluate_coco, pckh_table
 from hrnet.pose.inference import predict_dataset
-from hrnet.pose.keypoints import KeypointSet, load_keypoint_set
+from hrnet.pose.keypoints import KeypointSet
 from hrnet.pose.loss import JointsMSELoss
-from hrnet.pose.model import build_model, load_pose_weights
+from hrnet.pose.model import build_model, make_card
 
 log = logging.getLogger("hrnet.pose")
 
@@ -38,7 +41,7 @@ def _path(root: str, p: str) -> Path:
 def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None = None) -> TopDownDataset:
     """The training or validation dataset of ``cfg`` (validation uses ``test.boxes``)."""
     d, t = cfg.data, cfg.test
-    ks = keypoint_set or load_keypoint_set(d.keypoint_set)
+    ks = keypoint_set or resolve_keypoint_set(d)
     aug = PoseAugment(rot_factor=d.rot_factor, rot_prob=d.rot_prob, scale_factor=d.scale_factor, flip=d.flip,
                       half_body_prob=d.half_body_prob, num_joints_half_body=d.num_joints_half_body)
     ann = _path(d.root, d.train_ann if train else d.val_ann)
@@ -65,10 +68,19 @@ def make_evaluator(cfg: PoseConfig, dataset: TopDownDataset, results_out: list |
                                 rank=dist.rank, world_size=dist.world_size)
         gathered = [p for part in all_gather_object(preds) for p in part]
         metrics: dict[str, float] = {}
+        error = None
         if dist.is_main:
             gathered.sort(key=lambda p: p["index"])
-            metrics = score_predictions(cfg, dataset, gathered, results_out)
-        return all_gather_object(metrics)[0]
+            try:
+                metrics = score_predictions(cfg, dataset, gathered, results_out)
+            except (ValueError, KeyError, TypeError) as err:  # raised on every rank below, so none waits forever
+                error = err
+        metrics, failed = all_gather_object((metrics, None if error is None else f"{type(error).__name__}: {error}"))[0]
+        if error is not None:
+            raise error
+        if failed is not None:
+            raise ValueError(f"scoring on the main process failed: {failed}")
+        return metrics
 
     return evaluate
 
@@ -85,11 +97,12 @@ def score_predictions(cfg: PoseConfig, dataset: TopDownDataset, preds: list[dict
         joints, vis, heads = dataset.ground_truth()
         return pckh_table(kpts, joints[[p["index"] for p in preds]], vis[[p["index"] for p in preds]],
                           heads[[p["index"] for p in preds]], ks.names)
+    sigmas = ks.require_sigmas()
     results = coco_results([p["image_id"] for p in preds], kpts, kscores, [p["score"] for p in preds],
-                           [p["area"] for p in preds], ks.sigmas, t.in_vis_thr, t.oks_thr, t.use_nms)
+                           [p["area"] for p in preds], sigmas, t.in_vis_thr, t.oks_thr, t.use_nms)
     if results_out is not None:
         results_out.extend(results)
-    return evaluate_coco(dataset.ann_file, results, ks.sigmas)  # type: ignore[attr-defined]
+    return evaluate_coco(dataset.ann_file, results, sigmas)  # type: ignore[attr-defined]
 
 
 def _train_collate(batch: list[dict]) -> dict[str, torch.Tensor]:
@@ -101,7 +114,11 @@ def train(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None = None
     """Train ``cfg`` into ``out_dir`` (checkpoints, metrics.jsonl, model_best.safetensors); returns the last
     evaluation metrics (AP ... for COCO, PCKh ... for MPII)."""
     dist = dist or init_distributed(device)
-    ks = load_keypoint_set(cfg.data.keypoint_set)
+    ks = resolve_keypoint_set(cfg.data)
+    if cfg.data.dataset == "coco" and cfg.train.eval_every > 0:
+        ks.require_sigmas("evaluation during training (train.eval_every > 0)")  # fail now, not after an epoch
+    if dist.is_main:
+        check_pose_data(cfg, ks, level="quick").log_summary(log, "hrnet pose check-data")
     seed_everything(cfg.train.seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(cfg, ks)
     train_set = build_dataset(cfg, train=True, keypoint_set=ks)
@@ -117,27 +134,25 @@ def train(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None = None
 
     trainer = Trainer(model, train_set, cfg.train, out_dir, loss_fn, make_evaluator(cfg, val_set),
                       collate_fn=_train_collate, best_metric="PCKh" if cfg.data.dataset == "mpii" else "AP",
-                      dist=dist, config_dict=config_to_dict(cfg))
+                      dist=dist, config_dict=config_to_dict(cfg), card=make_card(cfg, ks))
     return trainer.fit(resume=resume)
 
 
 def evaluate(cfg: PoseConfig, weights: str | Path | None, device: str | None = None,
-                  results_file: str | Path | None = None, model: nn.Module | None = None,
-                  dist: DistInfo | None = None) -> dict[str, float]:
+             results_file: str | Path | None = None, model: nn.Module | None = None,
+             dist: DistInfo | None = None) -> dict[str, float]:
     """Evaluate ``weights`` (or ``model``) on the validation set of ``cfg``; optionally write COCO results."""
     dist = dist or init_distributed(device)
-    ks = load_keypoint_set(cfg.data.keypoint_set)
+    ks = resolve_keypoint_set(cfg.data)
     if model is None:
         model = build_model(cfg, ks, pretrained=weights is None)
         if weights is not None:
-            load_pose_weights(model, weights, strict=True)
+            load_weights(model, weights, on_head_mismatch="error")
     model = model.to(dist.device).eval()
     dataset = build_dataset(cfg, train=False, keypoint_set=ks)
     results: list[dict] = []
     with torch.no_grad():
         metrics = make_evaluator(cfg, dataset, results)(model, dist)
     if results_file is not None and dist.is_main:
-        from hrnet.pose.api import write_json
-
-        write_json(results, results_file)
+        write_json(results_file, results, indent=1)
     return metrics

@@ -1,147 +1,172 @@
-"""The Python API: ``Segmenter(model_or_name, weights=...)(image)`` -> :class:`SegResult`.
+"""The Python API: ``Segmenter(name_or_weights)(image)`` -> :class:`SegResult`.
 
-The same inference (:mod:`hrnet.segmentation.inference`) and normalisation serve ``eval`` and
-``predict``, so a score measured by ``hrnet seg eval`` is what a user of this API gets.
+Every image goes through :func:`~hrnet.segmentation.inference.segment_image`, the function evaluation
+uses, with the test protocol of the model card (or of the explicit options), so a score measured by
+``hrnet seg eval`` is what a user of this API gets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from hrnet.io import as_rgb_array
-from hrnet.segmentation.inference import predict_probs
-from hrnet.segmentation.labels import (
-    dataset_classes,
-    default_palette,
-    flip_permutation,
-)
-from hrnet.segmentation.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_pair, to_tensor
-from hrnet.segmentation.visualize import overlay
+from hrnet.engine.distributed import resolve_device
+from hrnet.inputs import Frame, as_frames
+from hrnet.io import IMAGENET_MEAN, IMAGENET_STD, as_rgb_array
+from hrnet.loader import resolve_model
+from hrnet.models.weights import read_state_dict
+from hrnet.models.zoo import create_model
+from hrnet.results import Result
+from hrnet.segmentation.config import SegTestConfig
+from hrnet.segmentation.inference import segment_image
+from hrnet.segmentation.labels import dataset_classes, default_palette, flip_permutation
+from hrnet.segmentation.model import card_test_config
+from hrnet.segmentation.visualize import overlay, save_label_png
+
+LABELS_SUFFIX = ".labels.png"
 
 
 @dataclass
-class SegResult:
-    """Output for one image: ``labels`` (H, W) int64, optional ``probs`` (C, H, W) float32."""
+class SegResult(Result):
+    """Output for one image: ``labels`` (H, W) int64 class indices, optional ``probs`` (C, H, W) scores."""
 
     image: np.ndarray
     labels: np.ndarray
     class_names: list[str]
     palette: list[tuple[int, int, int]]
+    path: str | None = None
     probs: np.ndarray | None = None
+    label_file: str | None = field(default=None, compare=False)
 
-    def plot(self, alpha: float = 0.5, legend: bool = True, path: str | Path | None = None) -> np.ndarray:
-        """RGB overlay of the labels on the image with a legend; also saved when ``path`` is given."""
-        picture = overlay(self.image, self.labels, self.palette, self.class_names, alpha=alpha, legend=legend)
-        if path is not None:
-            from hrnet.segmentation.visualize import save_rgb
+    def plot(self, alpha: float = 0.5, legend: bool = True) -> np.ndarray:
+        """RGB overlay of the labels on the image, with a legend of the classes present."""
+        return overlay(self.image, self.labels, self.palette, self.class_names, alpha=alpha, legend=legend)
 
-            save_rgb(picture, path)
-        return picture
+    def save(self, path: str | Path) -> list[Path]:
+        """The overlay picture at ``path`` and the label map beside it as ``<name>.labels.png`` (a palette
+        PNG whose pixel values are the class indices)."""
+        path = Path(path)
+        written = super().save(path)
+        labels = save_label_png(self.labels, path.with_name(path.name + LABELS_SUFFIX), self.palette)
+        self.label_file = str(labels)
+        return [*written, labels]
+
+    def pixel_counts(self) -> dict[str, int]:
+        """Pixels per class present, by class name."""
+        values, counts = np.unique(self.labels, return_counts=True)
+        return {self.class_names[int(v)]: int(n) for v, n in zip(values, counts) if 0 <= v < len(self.class_names)}
+
+    def to_json(self) -> dict[str, Any]:
+        """The image, the pixel count of every class present, and the label file once saved."""
+        return {**self._header(), "classes": self.pixel_counts(),
+                "label_file": Path(self.label_file).name if self.label_file else None}
 
 
-def _infer_num_classes(state: dict) -> int | None:
-    weight = state.get("last_layer.3.weight")
-    return int(weight.shape[0]) if weight is not None else None
+def _state_classes(weights: str | Path | None) -> int | None:
+    """Class count of an uncarded segmentation file (its classifier conv), to build a model that fits."""
+    if weights is None:
+        return None
+    w = read_state_dict(weights).get("last_layer.3.weight")
+    return int(w.shape[0]) if w is not None else None
 
 
 class Segmenter:
-    """Semantic segmentation of single images with a HRNetV2 model.
+    """Semantic segmentation with a HRNetV2 model.
 
-    ``model_or_name`` is an ``nn.Module`` or a zoo name (``seg_hrnet_w48``); ``weights`` a file loaded with
-    :func:`hrnet.load_weights` (official, mmseg or our own). ``dataset`` ("cityscapes", "pascal_context59",
-    "pascal_context60", "lip") fills class names, colours and flip pairs. ``mode``/``crop_size``/``stride``/
-    ``scales``/``flip`` choose the inference (see :mod:`hrnet.segmentation.inference`); ``resize_to`` (H, W)
-    resizes the input first (Context 480, LIP 473) and the prediction is returned at the image's size.
+    ``Segmenter("model_best.safetensors")`` rebuilds a trained model from its card (classes, colours,
+    flip pairs, normalisation, test protocol). For files without a card give the zoo name and the
+    file: ``Segmenter("seg_hrnet_w48", weights="hrnet_w48_cityscapes.pth", dataset="cityscapes")``;
+    ``dataset`` ("cityscapes", "pascal_context59", "pascal_context60", "lip") fills names, colours and
+    flip pairs, and the class count is read from the file. ``test`` (a :class:`SegTestConfig` or a dict)
+    and keyword options named like its fields (``protocol``, ``scales``, ``flip``, ``mode``,
+    ``crop_size``, ...) override the card's protocol; other keywords are backbone overrides of a named
+    model (``stage_blocks=(1, 1, 1)``). ``device=None`` picks CUDA when present.
     """
 
-    def __init__(
-        self,
-        model_or_name: nn.Module | str,
-        weights: str | Path | None = None,
-        num_classes: int | None = None,
-        class_names: Sequence[str] | None = None,
-        device: str | torch.device = "cpu",
-        mode: str = "whole",
-        scales: Sequence[float] = (1.0,),
-        flip: bool = False,
-        *,
-        dataset: str | None = None,
-        palette: Sequence[Sequence[int]] | None = None,
-        flip_pairs: Sequence[Sequence[int]] | None = None,
-        crop_size: Sequence[int] | None = None,
-        stride: Sequence[int] | None = None,
-        resize_to: Sequence[int] | None = None,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        **model_overrides,
-    ):
+    def __init__(self, model: str | Path | nn.Module = "seg_hrnet_w48", weights: str | Path | None = None, *,
+                 num_classes: int | None = None, class_names: Sequence[str] | None = None,
+                 dataset: str | None = None, palette: Sequence[Sequence[int]] | None = None,
+                 flip_pairs: Sequence[Sequence[int]] | None = None, test: SegTestConfig | dict | None = None,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 device: str | torch.device | None = None, **options: Any) -> None:
+        known = {f.name for f in fields(SegTestConfig)}
+        test_options = {k: v for k, v in options.items() if k in known}
+        overrides = {k: v for k, v in options.items() if k not in known}
         preset_names, preset_palette, preset_pairs = dataset_classes(dataset) if dataset else (None, None, ())
-        class_names = list(class_names) if class_names is not None else (list(preset_names) if preset_names else None)
-        if isinstance(model_or_name, nn.Module):
-            model = model_or_name
-            if weights is not None:
-                from hrnet.models.weights import load_weights
+        names = list(class_names) if class_names is not None else (list(preset_names) if preset_names else None)
 
-                load_weights(model, weights)
+        def build(name: str) -> nn.Module:
+            n = num_classes or _state_classes(weights) or (len(names) if names else 19)
+            return create_model(name, num_classes=n, **overrides)
+
+        net, card = resolve_model("seg", model, weights, build)
+        n_out = int(getattr(net, "head_size", 0) or num_classes or 0)
+        if num_classes is not None and num_classes != n_out:
+            raise ValueError(f"{weights or model}: num_classes={num_classes} but the weights predict {n_out} classes "
+                             f"(leave num_classes out to use them as they are)")
+        if card is not None:
+            names = names or list(card.labels)
+            palette = palette or card.meta.get("palette")
+            flip_pairs = flip_pairs if flip_pairs is not None else card.meta.get("flip_pairs", ())
+            base_test = card_test_config(card)
+            mean, std = mean or card.mean, std or card.std
         else:
-            from hrnet.models.weights import load_weights, read_state_dict
-            from hrnet.models.zoo import create_model
-
-            state = read_state_dict(weights) if weights is not None else None
-            if num_classes is None:
-                num_classes = (_infer_num_classes(state) if state else None) or (
-                    len(class_names) if class_names else 19
-                )
-            model = create_model(model_or_name, num_classes=num_classes, **model_overrides)
-            if state is not None:
-                load_weights(model, state)
-        out_ch = getattr(model, "num_classes", None) or num_classes
-        if out_ch is None:
-            raise ValueError("cannot tell the number of classes of this model; pass num_classes=")
-        self.num_classes = int(out_ch)
-        self.class_names = class_names or [str(i) for i in range(self.num_classes)]
-        if len(self.class_names) != self.num_classes:
-            raise ValueError(f"{len(self.class_names)} class names for a {self.num_classes}-class model")
-        colours = palette or preset_palette or default_palette(self.num_classes)
+            base_test = SegTestConfig()
+        self.class_names = names or [str(i) for i in range(n_out)]
+        if len(self.class_names) != n_out:
+            raise ValueError(f"{len(self.class_names)} class names for a model of {n_out} classes")
+        self.num_classes = n_out
+        colours = palette or preset_palette or default_palette(n_out)
         self.palette = [tuple(int(v) for v in c) for c in colours]
-        pairs = flip_pairs if flip_pairs is not None else preset_pairs
-        self.flip_perm = flip_permutation(self.num_classes, pairs) if pairs else None
-        if mode not in ("whole", "slide"):
-            raise ValueError(f"mode must be 'whole' or 'slide', got {mode!r}")
-        if mode == "slide" and not crop_size:
-            raise ValueError("mode='slide' needs crop_size=(H, W)")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.mode, self.scales, self.flip = mode, tuple(scales), bool(flip)
-        self.crop_size, self.stride, self.resize_to = crop_size, stride, resize_to
-        self.mean, self.std = tuple(mean), tuple(std)
+        pairs = list(flip_pairs if flip_pairs is not None else preset_pairs)
+        self.flip_perm = flip_permutation(n_out, pairs) if pairs else None
+        if isinstance(test, dict):
+            test = SegTestConfig(**test)
+        self.test = replace(test or base_test, **{k: v for k, v in test_options.items() if v is not None})
+        self.test.check()
+        self.mean = tuple(mean or IMAGENET_MEAN)
+        self.std = tuple(std or IMAGENET_STD)
+        self.card = card
+        self.device = resolve_device(device)
+        self.model = net.to(self.device).eval()
 
     @torch.no_grad()
-    def probs(self, image: np.ndarray, out_size: Sequence[int] | None = None) -> torch.Tensor:
-        """Class probabilities (1, C, H, W) of an RGB uint8 image at ``out_size`` (default: its size)."""
-        h, w = image.shape[:2]
-        if self.resize_to:
-            image, _ = resize_pair(image, None, self.resize_to)
-        x = to_tensor(image, self.mean, self.std).unsqueeze(0).to(self.device)
-        return predict_probs(
-            self.model, x, out_size=out_size or (h, w), mode=self.mode, crop_size=self.crop_size,
-            stride=self.stride, scales=self.scales, flip=self.flip, flip_perm=self.flip_perm,
-        )
+    def scores(self, image: np.ndarray, out_size: Sequence[int] | None = None) -> torch.Tensor:
+        """Class scores (1, C, H, W) of an RGB uint8 image at ``out_size`` (default: its size)."""
+        return segment_image(self.model, image, self.test, mean=self.mean, std=self.std, flip_perm=self.flip_perm,
+                             out_size=tuple(out_size) if out_size else None, device=self.device)
+
+    def _result(self, rgb: np.ndarray, path: str | None, return_probs: bool) -> SegResult:
+        s = self.scores(rgb)[0]
+        labels = s.argmax(0).cpu().numpy().astype(np.int64)
+        return SegResult(rgb, labels, self.class_names, self.palette, path,
+                         s.float().cpu().numpy() if return_probs else None)
 
     def __call__(self, image: str | Path | np.ndarray, return_probs: bool = False) -> SegResult:
-        """Segment one image (path or array); ``return_probs`` also returns (C, H, W) probabilities."""
+        """Segment one image (path or array); ``return_probs`` keeps the (C, H, W) scores."""
         rgb = as_rgb_array(image)
-        p = self.probs(rgb)[0]
-        labels = p.argmax(0).cpu().numpy().astype(np.int64)
-        return SegResult(
-            image=rgb, labels=labels, class_names=self.class_names, palette=self.palette,
-            probs=p.float().cpu().numpy() if return_probs else None,
-        )
+        return self._result(rgb, str(image) if isinstance(image, (str, Path)) else None, return_probs)
 
-    predict = __call__
+    def predict(self, images: Any, batch_size: int = 1, return_probs: bool = False) -> list[SegResult]:
+        """Segment many images (paths, folders, globs, videos, arrays).
+
+        The test protocols resize each image by its own long side and may tile it into windows, so the
+        network runs one image (or window) per forward pass; ``batch_size`` is accepted for the shared
+        signature and does not change results.
+        """
+        return self.predict_frames(list(as_frames(images)), return_probs)
+
+    def predict_frames(self, frames: list[Frame], return_probs: bool = False) -> list[SegResult]:
+        """:meth:`predict` on frames already read (what ``hrnet seg predict`` feeds)."""
+        out = []
+        for f in frames:
+            if f.error is not None or f.image is None:
+                raise ValueError(f.error or "empty frame")
+            out.append(self._result(f.image, str(f.source.path) if f.source else None, return_probs))
+        return out

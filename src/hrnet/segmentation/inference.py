@@ -1,14 +1,25 @@
-"""Test-time inference: whole image, sliding window, multi-scale and flip.
+"""Test-time inference: whole image, sliding window, multi-scale and flip, under three protocols.
 
-* ``whole``: one forward pass; the 1/4-resolution logits are upsampled bilinearly to the input size.
-* ``slide``: the (padded) image is covered by crop-sized windows with the given stride; each window's
-  logits are upsampled to the window and accumulated, then divided by how many windows covered a pixel.
-  A window that covers the whole image gives exactly the whole-image logits.
-* multi-scale + flip: for every scale the image is resized, run (whole or slide), optionally run again
-  mirrored (the mirrored logits are flipped back and, for datasets with left/right classes such as LIP,
-  their channels permuted), the logits upsampled to the output size and turned into probabilities;
-  probabilities are averaged over scales and flips. With scales ``(1.0,)`` and no flip the result is
-  ``softmax`` of the whole-image (or slide) logits.
+:func:`segment_image` is the one entry point (evaluation, ``Segmenter`` and the CLI all call it), so a
+number measured by ``hrnet seg eval`` is what users get. ``test.protocol`` picks how views are made and
+merged (see :class:`~hrnet.segmentation.config.SegTestConfig` and ``docs/seg-protocols.md``):
+
+* ``official-cityscapes`` / ``official-generic`` reproduce the official HRNet test code, so published
+  weights give the published labels: the normalised image is resized with OpenCV so its long side is
+  ``base_size * s`` (each side rounded with ``int(x + 0.5)``); at each window the logits of the image and
+  of its mirror are averaged and exponentiated; windows are averaged where they overlap, each scale is
+  upsampled to the image and the scores are *summed* over scales. They differ in the windows: Cityscapes
+  runs scales <= 1 on the whole unpadded image and larger ones in windows of stride = crop, flushed back
+  from the far edge; the generic protocol pads with black (``-mean/std``) the image that fits in the
+  crop, and otherwise every window (stride ``int(2/3 crop)``, starts at multiples of the stride).
+* ``ours`` (:func:`predict_probs`): the image tensor is resized with ``F.interpolate``, softmax
+  probabilities are averaged over scales and flips; windows of stride ``ceil(2/3 crop)`` with the last
+  one flush, zero padding in normalised space. With scale 1 and no flip the result is the whole-image
+  softmax. Its scores are probabilities; the official ones are sums of ``exp(logits)`` (argmax is what
+  matters; divide by the channel sum for a distribution).
+
+In every protocol a mirrored view's logits are flipped back and, for datasets with left/right classes
+(LIP), their channels exchanged before merging.
 """
 
 from __future__ import annotations
@@ -16,11 +27,28 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrnet.segmentation.config import SegTestConfig
 from hrnet.segmentation.loss import upsample_logits
+from hrnet.segmentation.transforms import resize_pair, to_tensor
+
+
+def unmirror(logits: Tensor, flip_perm: Sequence[int] | None) -> Tensor:
+    """Logits of a mirrored image brought back: flipped horizontally, left/right channels put in place.
+
+    ``flip_perm[c]`` names the class that channel ``c`` of a mirrored prediction stands for.
+    """
+    logits = logits.flip(-1)
+    if flip_perm is None:
+        return logits
+    inverse = torch.empty(len(flip_perm), dtype=torch.long)
+    inverse[torch.as_tensor(list(flip_perm))] = torch.arange(len(flip_perm))
+    return logits[:, inverse.to(logits.device)]
 
 
 def _forward(model: nn.Module, x: Tensor) -> Tensor:
@@ -116,14 +144,202 @@ def predict_probs(
         for view, mirrored in views:
             logits = run(view)
             if mirrored:
-                logits = logits.flip(-1)
-                if flip_perm is not None:
-                    # channel c of the mirrored output predicts class flip_perm[c]; put it back in place
-                    inverse = torch.empty(len(flip_perm), dtype=torch.long)
-                    inverse[torch.as_tensor(list(flip_perm))] = torch.arange(len(flip_perm))
-                    logits = logits[:, inverse.to(logits.device)]
+                logits = unmirror(logits, flip_perm)
             probs = upsample_logits(logits, out_size).softmax(dim=1)
             total = probs if total is None else total + probs
             n_terms += 1
     assert total is not None
     return total / n_terms
+
+
+# ----------------------------------------------------------------------------------------------------
+# the official protocols
+
+
+def scaled_size(height: int, width: int, base_size: int, scale: float) -> tuple[int, int]:
+    """(H, W) of an image at ``scale``, rounded as the official code: the long side becomes
+    ``int(base * scale + 0.5)`` and the other ``int(side * long / long_side + 0.5)``; a square image counts
+    its width as the long side. ``base_size`` 0 = the image's own long side."""
+    base = base_size if base_size > 0 else max(height, width)
+    long_side = max(1, int(base * scale + 0.5))
+    if height > width:
+        return long_side, max(1, int(width * long_side / height + 0.5))
+    return max(1, int(height * long_side / width + 0.5)), long_side
+
+
+def flush_windows(length: int, crop: int, stride: int) -> list[tuple[int, int]]:
+    """Official Cityscapes windows ``(start, end)``: ``ceil((length - crop) / stride) + 1`` of them, each
+    ending at ``min(i * stride + crop, length)`` and starting ``crop`` before (never before 0)."""
+    n = max(1, math.ceil((length - crop) / stride) + 1)
+    ends = [min(i * stride + crop, length) for i in range(n)]
+    return [(max(end - crop, 0), end) for end in ends]
+
+
+def grid_windows(length: int, crop: int, stride: int) -> list[tuple[int, int]]:
+    """Official generic windows ``(start, end)`` on a length already padded to >= ``crop``: they start at
+    multiples of ``stride`` and are cut at the far edge (the caller pads the short ones back to ``crop``)."""
+    n = max(1, math.ceil((length - crop) / stride) + 1)
+    return [(i * stride, min(i * stride + crop, length)) for i in range(n)]
+
+
+def official_normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> float32 (H, W, 3) normalised with the official arithmetic (float64 mean/std)."""
+    x = image.astype(np.float32) / 255.0
+    x -= np.asarray(mean, dtype=np.float64)
+    x /= np.asarray(std, dtype=np.float64)
+    return x
+
+
+def _exp_mean_logits(model: nn.Module, x: Tensor, flip: bool, flip_perm: Sequence[int] | None) -> Tensor:
+    """The official per-window scores: ``exp`` of the logits, averaged with the mirror's when ``flip``."""
+    logits = whole_logits(model, x)
+    if flip:
+        logits = (logits + unmirror(whole_logits(model, x.flip(-1)), flip_perm)) * 0.5
+    return logits.exp()
+
+
+def _pad_to(x: Tensor, height: int, width: int, value: Tensor) -> Tensor:
+    """Pad (N, 3, h, w) bottom/right to at least (height, width) with a per-channel ``value``."""
+    n, c, h, w = x.shape
+    if h >= height and w >= width:
+        return x
+    out = value.view(1, c, 1, 1).expand(n, c, max(h, height), max(w, width)).clone()
+    out[:, :, :h, :w] = x
+    return out
+
+
+def _windowed(
+    model: nn.Module, x: Tensor, rows: list[tuple[int, int]], cols: list[tuple[int, int]], crop: tuple[int, int],
+    flip: bool, flip_perm: Sequence[int] | None, pad: Tensor | None,
+) -> Tensor:
+    """Scores of ``x`` averaged over the windows ``rows x cols`` (each padded to ``crop`` when ``pad``)."""
+    _, _, h, w = x.shape
+    total: Tensor | None = None
+    count = torch.zeros(1, 1, h, w, device=x.device)
+    for y0, y1 in rows:
+        for x0, x1 in cols:
+            window = x[:, :, y0:y1, x0:x1]
+            if pad is not None:
+                window = _pad_to(window, crop[0], crop[1], pad)
+            scores = _exp_mean_logits(model, window, flip, flip_perm)[:, :, : y1 - y0, : x1 - x0]
+            if total is None:
+                total = scores.new_zeros(1, scores.shape[1], h, w)
+            total[:, :, y0:y1, x0:x1] += scores
+            count[:, :, y0:y1, x0:x1] += 1
+    assert total is not None
+    return total / count
+
+
+def _default_stride(test: SegTestConfig, crop: tuple[int, int]) -> tuple[int, int]:
+    """``test.stride``, else the official one: the crop (Cityscapes) or ``int(2/3 crop)`` (generic)."""
+    if test.stride:
+        return int(test.stride[0]), int(test.stride[1])
+    if test.protocol == "official-cityscapes":
+        return crop
+    return max(1, int(crop[0] * 2.0 / 3.0)), max(1, int(crop[1] * 2.0 / 3.0))
+
+
+def _official_scale(
+    model: nn.Module, x: Tensor, scale: float, test: SegTestConfig, flip_perm: Sequence[int] | None, pad: Tensor,
+) -> Tensor:
+    """Scores (1, C, h, w) of the image ``x`` already resized for ``scale``, windows as the protocol says."""
+    _, _, h, w = x.shape
+    cityscapes = test.protocol == "official-cityscapes"
+    if test.mode == "whole" or (cityscapes and test.mode == "auto" and scale <= 1.0):
+        return _exp_mean_logits(model, x, test.flip, flip_perm)
+    crop = (int(test.crop_size[0]), int(test.crop_size[1]))
+    sh, sw = _default_stride(test, crop)
+    if cityscapes:
+        rows, cols = flush_windows(h, crop[0], sh), flush_windows(w, crop[1], sw)
+        return _windowed(model, x, rows, cols, crop, test.flip, flip_perm, None)
+    # official-generic
+    if max(h, w) <= min(crop):
+        return _exp_mean_logits(model, _pad_to(x, crop[0], crop[1], pad), test.flip, flip_perm)[:, :, :h, :w]
+    x = _pad_to(x, crop[0], crop[1], pad)
+    big_h, big_w = x.shape[-2:]
+    rows, cols = grid_windows(big_h, crop[0], sh), grid_windows(big_w, crop[1], sw)
+    return _windowed(model, x, rows, cols, crop, test.flip, flip_perm, pad)[:, :, :h, :w]
+
+
+@torch.no_grad()
+def official_scores(
+    model: nn.Module, image: np.ndarray, test: SegTestConfig, *, mean: Sequence[float], std: Sequence[float],
+    flip_perm: Sequence[int] | None, device: torch.device,
+) -> Tensor:
+    """Scores (1, C, H, W) of an RGB uint8 image under an official protocol, at the image's size.
+
+    For every scale: OpenCV-bilinear resize of the normalised image (long side ``base_size * s``), scores
+    of :func:`_official_scale`, bilinear upsampling to (H, W); the scales are summed.
+    """
+    normalised = official_normalise(image, mean, std)
+    h, w = image.shape[:2]
+    pad = torch.from_numpy(-np.asarray(mean, dtype=np.float64) / np.asarray(std, dtype=np.float64)).float()
+    pad = pad.to(device)
+    total: Tensor | None = None
+    for scale in test.scales:
+        nh, nw = scaled_size(h, w, test.base_size, float(scale))
+        resized = normalised if (nh, nw) == (h, w) else cv2.resize(normalised, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        x = torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))).unsqueeze(0).to(device)
+        scores = upsample_logits(_official_scale(model, x, float(scale), test, flip_perm, pad), (h, w))
+        total = scores if total is None else total + scores
+    assert total is not None
+    return total
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _needs_crop(test: SegTestConfig) -> bool:
+    if test.mode == "whole":
+        return False
+    if test.protocol == "official-generic":
+        return True
+    if test.protocol == "official-cityscapes":
+        return test.mode == "slide" or any(float(s) > 1.0 for s in test.scales)
+    return test.mode == "slide"
+
+
+@torch.no_grad()
+def segment_image(
+    model: nn.Module, image: np.ndarray, test: SegTestConfig, *, mean: Sequence[float], std: Sequence[float],
+    flip_perm: Sequence[int] | None, out_size: tuple[int, int] | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Scores (1, C, H_out, W_out) for one RGB uint8 image (H, W, 3), following ``test.protocol``;
+    argmax over C gives labels.
+
+    ``out_size`` defaults to the image's size; ``device`` to the model's. ``test.resize_to`` resizes the
+    image first (OpenCV bilinear, as the official LIP test) and the scores are upsampled (bilinear) from
+    that size to ``out_size``. ``flip_perm`` (see :func:`unmirror`) swaps left/right classes of mirrored
+    views. The model must already be in eval mode. ``ours`` returns probabilities (they sum to 1 over C),
+    the official protocols sums of ``exp(logits)`` over scales, exactly as the official code.
+    """
+    test.check()
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"segment_image expects an RGB uint8 array (H, W, 3), got {got}")
+    if _needs_crop(test) and not test.crop_size:
+        raise ValueError(
+            f"test.crop_size (H, W) is needed by test.protocol={test.protocol} with test.mode={test.mode} "
+            "(the official tests use 1024x2048 for Cityscapes, 480x480 for PASCAL-Context, 473x473 for LIP)"
+        )
+    out_size = (int(out_size[0]), int(out_size[1])) if out_size else (image.shape[0], image.shape[1])
+    device = torch.device(device) if device is not None else _model_device(model)
+    if test.resize_to:
+        image, _ = resize_pair(image, None, test.resize_to)
+    h, w = image.shape[:2]
+    if test.protocol == "ours":
+        x = to_tensor(image, mean, std).unsqueeze(0).to(device)
+        factor = test.base_size / max(h, w) if test.base_size > 0 else 1.0
+        return predict_probs(
+            model, x, out_size=out_size, mode="whole" if test.mode == "auto" else test.mode,
+            crop_size=test.crop_size, stride=test.stride, scales=[float(s) * factor for s in test.scales],
+            flip=test.flip, flip_perm=flip_perm,
+        )
+    scores = official_scores(model, image, test, mean=mean, std=std, flip_perm=flip_perm, device=device)
+    return upsample_logits(scores, out_size)

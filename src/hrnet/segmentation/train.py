@@ -1,23 +1,25 @@
 """Glue between a :class:`SegConfig` and the shared engine: model, datasets, loss, evaluation, training.
 
 ``evaluate_dataset`` is the one evaluation path (used by the trainer between epochs and by
-``hrnet seg eval``): every rank runs :func:`~hrnet.segmentation.inference.predict_probs` on its shard
-of the images at their full label resolution, and the confusion matrices are summed over ranks.
+``hrnet seg eval``): every rank runs :func:`~hrnet.segmentation.inference.segment_image` (the function
+``Segmenter`` uses) on the raw images of its shard at their full label resolution, and the confusion
+matrices are summed over ranks.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from hrnet.segmentation.check import check_seg_data
 from hrnet.segmentation.config import SegConfig, SegDataConfig, SegTestConfig
 from hrnet.segmentation.datasets import DATASETS, SegDataset, read_classes_yaml
-from hrnet.segmentation.inference import predict_probs
+from hrnet.segmentation.inference import segment_image
 from hrnet.segmentation.labels import (
     dataset_classes,
     default_palette,
@@ -25,7 +27,8 @@ from hrnet.segmentation.labels import (
 )
 from hrnet.segmentation.loss import build_loss
 from hrnet.segmentation.metrics import SegMetric
-from hrnet.segmentation.transforms import EvalTransform, TrainTransform
+from hrnet.segmentation.model import build_model, make_card
+from hrnet.segmentation.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +51,6 @@ def class_info(data: SegDataConfig) -> tuple[list[str], list[tuple[int, int, int
             f"data.num_classes is {data.num_classes} but dataset {data.dataset!r} has {len(names)} classes"
         )
     return names, palette, pairs
-
-
-def build_model(cfg: SegConfig) -> nn.Module:
-    """The configured HRNetV2 segmentation network (ImageNet-initialised when ``model.pretrained`` is set)."""
-    from hrnet.models.zoo import create_model
-
-    overrides: dict[str, Any] = {}
-    if cfg.model.stage_modules is not None:
-        overrides["stage_modules"] = tuple(cfg.model.stage_modules)
-    if cfg.model.stage_blocks is not None:
-        overrides["stage_blocks"] = tuple(cfg.model.stage_blocks)
-    return create_model(
-        cfg.model.name, pretrained=cfg.model.pretrained or False, num_classes=cfg.data.num_classes, **overrides
-    )
 
 
 def build_dataset(
@@ -95,28 +84,30 @@ def build_dataset(
 @torch.no_grad()
 def evaluate_dataset(
     model: nn.Module, dataset: SegDataset, test: SegTestConfig, device: torch.device | str = "cpu",
-    rank: int = 0, world_size: int = 1, flip_pairs=None,
+    rank: int = 0, world_size: int = 1, flip_pairs=None, *, mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> dict:
     """mIoU / pixel_acc / mean_acc / per_class of ``model`` on ``dataset`` (sharded by rank, all-reduced).
 
-    ``dataset`` must carry an :class:`EvalTransform` (see :func:`build_dataset`); predictions are made at
-    the label's full size.
+    Every image goes through :func:`~hrnet.segmentation.inference.segment_image` on the raw RGB image
+    (``dataset.load``; the dataset's transform is not used, ``test.resize_to`` does the resizing), with its
+    scores made at the label's full size: the labels scored here are the labels ``Segmenter`` returns.
+    ``mean``/``std`` default to those of the dataset's :class:`EvalTransform` (else ImageNet's).
     """
     model.eval()
     device = torch.device(device)
     pairs = dataset.flip_pairs if flip_pairs is None else flip_pairs
     perm = flip_permutation(dataset.num_classes, pairs) if pairs else None
+    mean = tuple(mean if mean is not None else getattr(dataset.transform, "mean", IMAGENET_MEAN))
+    std = tuple(std if std is not None else getattr(dataset.transform, "std", IMAGENET_STD))
     metric = SegMetric(dataset.num_classes, dataset.class_names, dataset.ignore_index)
     n = len(dataset) if test.max_images is None else min(len(dataset), test.max_images)
     for index in range(rank, n, world_size):
-        sample = dataset[index]
-        x: Tensor = sample["image"].unsqueeze(0).to(device)
-        label: Tensor = sample["label"]
-        probs = predict_probs(
-            model, x, out_size=label.shape[-2:], mode=test.mode, crop_size=test.crop_size, stride=test.stride,
-            scales=test.scales, flip=test.flip, flip_perm=perm,
+        image, label = dataset.load(index)
+        scores = segment_image(
+            model, image, test, mean=mean, std=std, flip_perm=perm, out_size=label.shape[:2], device=device
         )
-        metric.update(probs.argmax(1)[0].cpu(), label)
+        metric.update(scores.argmax(1)[0].cpu(), torch.from_numpy(label))
     metric.all_reduce(device if device.type == "cuda" else "cpu")
     return metric.compute()
 
@@ -138,7 +129,9 @@ def make_evaluate(cfg: SegConfig, dataset: SegDataset) -> Callable:
     """The engine's ``evaluate(model, dist)``: scalar scores only (``per_class`` stays in ``eval --json``)."""
 
     def evaluate(model: nn.Module, dist) -> dict[str, float]:
-        scores = evaluate_dataset(model, dataset, cfg.test, dist.device, dist.rank, dist.world_size)
+        scores = evaluate_dataset(
+            model, dataset, cfg.test, dist.device, dist.rank, dist.world_size, mean=cfg.data.mean, std=cfg.data.std
+        )
         return {k: scores[k] for k in ("mIoU", "pixel_acc", "mean_acc")}
 
     return evaluate
@@ -151,6 +144,8 @@ def train(cfg: SegConfig, out_dir: str | Path, resume: str | Path | None = None,
     from hrnet.engine.trainer import Trainer
 
     dist = init_distributed(device)
+    if dist.is_main:  # every data problem reported now, not when a bad mask is met mid-epoch
+        check_seg_data(cfg, level="quick").log_summary(log, "hrnet seg check-data")
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg)
     train_set = build_dataset(cfg.data, cfg.data.train_split, train=True, seed=cfg.train.seed)
@@ -169,6 +164,26 @@ def train(cfg: SegConfig, out_dir: str | Path, resume: str | Path | None = None,
         model, train_set, cfg.train, out_dir, make_loss_fn(criterion),
         make_evaluate(cfg, val_set) if val_set is not None else None,
         best_metric="mIoU" if val_set is not None else None, higher_is_better=True, dist=dist,
-        config_dict=config_to_dict(cfg),
+        config_dict=config_to_dict(cfg), card=make_card(cfg, *class_info(cfg.data)),
     )
     return trainer.fit(resume=resume)
+
+
+def evaluate(cfg: SegConfig, weights: str | Path | None, device: str | None = None, split: str | None = None,
+             dist: Any = None) -> dict:
+    """Score ``weights`` on ``split`` (default ``data.val_split``) of ``cfg`` with its test protocol.
+
+    Loading is strict: weights of another class count are an error naming both counts.
+    """
+    from hrnet.engine.distributed import init_distributed
+    from hrnet.models.weights import load_weights
+
+    dist = dist or init_distributed(device)
+    cfg.model.pretrained = None
+    model = build_model(cfg)
+    if weights is not None:
+        load_weights(model, weights, on_head_mismatch="error")
+    model.to(dist.device)
+    dataset = build_dataset(cfg.data, split or cfg.data.val_split, train=False, test_resize=cfg.test.resize_to)
+    with torch.inference_mode():
+        return evaluate_dataset(model, dataset, cfg.test, dist.device, dist.rank, dist.world_size)

@@ -73,10 +73,3 @@ def _legend(classes: list[int], names: Sequence[str], palette: Sequence[Sequence
         cv2.rectangle(panel, (x0, y0), (x0 + 14, y0 + 12), (0, 0, 0), thickness=1)
         cv2.putText(panel, str(names[c]), (x0 + 20, y0 + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     return panel
-
-
-def save_rgb(image: np.ndarray, path: str | Path) -> Path:
-    """Write an RGB uint8 array atomically (format from the suffix)."""
-    path = Path(path)
-    _atomic_save(Image.fromarray(image), path)
-    return path

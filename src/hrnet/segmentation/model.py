@@ -1,0 +1,61 @@
+"""The segmentation network of a config: build (ImageNet start), and its model card.
+
+The card carries the class names, colours, left/right flip pairs, normalisation and the whole test
+protocol (``test`` section), so ``Segmenter("model_best.safetensors")`` segments as evaluation did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from hrnet.engine.config import config_to_dict
+from hrnet.models.card import ModelCard
+from hrnet.models.zoo import create_from_card, create_model
+from hrnet.segmentation.config import SegConfig, SegTestConfig
+
+TEST_SKIP = ("max_images",)  # evaluation-run settings, not properties of the model
+
+
+def model_overrides(cfg: SegConfig) -> dict[str, Any]:
+    """Backbone overrides the config asks for (tiny test models)."""
+    out: dict[str, Any] = {}
+    if cfg.model.stage_modules is not None:
+        out["stage_modules"] = tuple(cfg.model.stage_modules)
+    if cfg.model.stage_blocks is not None:
+        out["stage_blocks"] = tuple(cfg.model.stage_blocks)
+    return out
+
+
+def build_model(cfg: SegConfig) -> nn.Module:
+    """The configured HRNetV2 segmentation network (ImageNet-initialised when ``model.pretrained`` is set;
+    the file's classifier, if any, is re-initialised for this class count)."""
+    return create_model(cfg.model.name, pretrained=cfg.model.pretrained or False, num_classes=cfg.data.num_classes,
+                        **model_overrides(cfg))
+
+
+def make_card(cfg: SegConfig, names: Sequence[str], palette: Sequence[Sequence[int]],
+              flip_pairs: Sequence[Sequence[int]]) -> ModelCard:
+    """The model card of a segmentation experiment."""
+    test = {k: v for k, v in config_to_dict(cfg.test).items() if k not in TEST_SKIP}
+    return ModelCard(task="seg", model=cfg.model.name, num_outputs=len(names), labels=list(names),
+                     overrides={k: list(v) for k, v in model_overrides(cfg).items()},
+                     input_size=list(cfg.test.resize_to) if cfg.test.resize_to else None,
+                     mean=list(cfg.data.mean), std=list(cfg.data.std),
+                     meta={"palette": [list(map(int, c)) for c in palette],
+                           "flip_pairs": [list(map(int, p)) for p in flip_pairs], "dataset": cfg.data.dataset,
+                           "ignore_index": 255},
+                     test=test)
+
+
+def card_test_config(card: ModelCard) -> SegTestConfig:
+    """The test protocol a segmentation card carries (defaults for what it does not say)."""
+    known = SegTestConfig.__dataclass_fields__
+    return SegTestConfig(**{k: v for k, v in card.test.items() if k in known})
+
+
+def model_from_card(card: ModelCard) -> nn.Module:
+    """The segmentation network a card describes (weights not loaded)."""
+    return create_from_card(card)
