@@ -71,7 +71,10 @@ def _read_file(path: Path) -> Any:
             return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any decode failure means the same thing to the user
-        raise ValueError(f"{path}: not a readable weights file ({type(err).__name__}: {err})") from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        if "weights_only" in str(err) or "Weights only" in first:  # pickled objects beyond tensors: refused
+            first = "it is not a weights file, or it holds pickled code, which is never loaded"
+        raise ValueError(f"{path}: not a readable weights file ({type(err).__name__}: {first[:200]})") from err
 
 
 def _unwrap(obj: Any, origin: str) -> dict[str, Tensor]:
@@ -115,6 +118,12 @@ def normalize_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         w = out["last_layer.0.weight"]
         out["last_layer.0.bias"] = torch.zeros(w.shape[0], dtype=w.dtype)
     return out
+
+
+def read_raw_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """The tensors of a weights file with containers unwrapped but keys as stored (for other libraries'
+    models, e.g. torchvision detectors, whose own keys must not be renamed)."""
+    return _unwrap(_read_file(Path(path)), str(path))
 
 
 def read_state_dict(src: str | Path | Mapping[str, Any] | nn.Module) -> dict[str, Tensor]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hrnet.engine.distributed import resolve_device
 from hrnet.io import as_rgb_array
 
 ARCHS = (
@@ -39,19 +40,11 @@ def build_detector(arch: str, num_classes: int = 91) -> nn.Module:
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a torch file; unwraps ``{"model": ...}``, ``{"state_dict": ...}``, ``module.``."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: detector weights file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle / zip errors of a corrupt or non-torch file
-        raise ValueError(f"{path}: cannot read detector weights ({type(err).__name__}: {err})") from err
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: not a state dict of tensors (found {type(obj).__name__})")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    """A torchvision state dict through the project's one file reader (safetensors or a torch file read with
+    ``weights_only=True``; containers unwrapped), with a DDP ``module.`` prefix removed."""
+    from hrnet.models.weights import read_raw_state_dict
+
+    return {k.removeprefix("module."): v for k, v in read_raw_state_dict(path).items()}
 
 
 def load_detector_weights(model: nn.Module, path: str | Path, arch: str = "") -> None:
@@ -84,13 +77,13 @@ class PersonDetector:
     score. ``num_classes`` must match the checkpoint (91 for torchvision's COCO models).
     """
 
-    def __init__(self, weights: str | Path, score_thr: float = 0.5, device: str = "cpu",
+    def __init__(self, weights: str | Path, score_thr: float = 0.5, device: str | None = None,
                  arch: str = "fasterrcnn_resnet50_fpn", num_classes: int = 91) -> None:
         if not 0.0 <= score_thr <= 1.0:
             raise ValueError(f"score_thr must be in [0, 1], got {score_thr}")
         self.arch = arch
         self.score_thr = float(score_thr)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = build_detector(arch, num_classes)
         load_detector_weights(self.model, weights, arch)
         self.model.eval().to(self.device)
