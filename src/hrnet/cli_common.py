@@ -91,6 +91,8 @@ def add_predict_verb(sub: argparse._SubParsersAction, *, task: str, help: str, f
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable inputs (listed and counted in the results) instead of stopping")
     p.add_argument("--no-save", action="store_true", help="write only results.json, no pictures")
+    p.add_argument("--runtime", default="auto", choices=("auto", "eager", "torch", "compile", "onnx"),
+                   help="how the network runs (default auto: the fastest installed runtime, checked against eager)")
     add_run_options(p, example)
     p.set_defaults(func=func)
     return p

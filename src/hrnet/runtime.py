@@ -393,3 +393,17 @@ def _warm_and_check(runner: InferenceRunner, reference: nn.Module | None, shape:
     if err > tolerance:
         raise _CheckFailed(f"runtime {runner.runtime!r} differs from eager by {err:.2e} relative "
                            f"(tolerance {tolerance:.0e})")
+
+
+FACADE_RUNTIMES = ("eager", *RUNTIMES)
+
+
+def facade_forward(model: nn.Module, runtime: str, input_shape: Sequence[int] | None = None,
+                   device: str | torch.device | None = None) -> Callable[[Tensor], Any]:
+    """What a facade calls instead of ``model(x)``: ``"eager"`` is the model itself; the other names go
+    through :func:`optimize_for_inference` (``auto``: the fastest runtime installed and measured correct)."""
+    if runtime not in FACADE_RUNTIMES:
+        raise ValueError(f"runtime must be one of {FACADE_RUNTIMES}, got {runtime!r}")
+    if runtime == "eager":
+        return model
+    return optimize_for_inference(model, runtime, input_shape, device=device)

@@ -31,6 +31,7 @@ from hrnet.loader import resolve_model
 from hrnet.models.weights import read_state_dict
 from hrnet.models.zoo import create_model
 from hrnet.results import Result
+from hrnet.runtime import FACADE_RUNTIMES, facade_forward
 
 ImageInput = str | Path | np.ndarray | Image.Image
 
@@ -84,13 +85,15 @@ class Classifier:
     (inference never re-initialises a classifier: fine-tune with ``model.pretrained`` instead).
     ``class_names``: a list or a file (one name, or ``id<TAB>name``, per line); default: the card's,
     else the ImageNet names for 1000 classes, else the indices. ``device=None`` picks CUDA when present.
+    ``runtime`` (``auto``, ``eager``, ``torch``, ``compile``, ``onnx``) runs the network as
+    :func:`hrnet.runtime.optimize_for_inference` does, prepared on first use for the crop size.
     """
 
     def __init__(self, model: str | Path | nn.Module = "hrnet_w18", weights: str | Path | bool | None = None, *,
                  num_classes: int | None = None, class_names: Sequence[str] | str | Path | None = None,
                  topk: int = 5, crop_size: int | None = None, resize_size: int | None = None,
                  interpolation: str | None = None, head: str = "c", batch_size: int = 32,
-                 device: str | torch.device | None = None, **overrides: Any) -> None:
+                 device: str | torch.device | None = None, runtime: str = "auto", **overrides: Any) -> None:
         if weights is True:
             weights = HUB
         if weights == HUB:
@@ -131,6 +134,18 @@ class Classifier:
         self.topk, self.batch_size, self.card = topk, batch_size, card
         self.device = resolve_device(device)
         self.model = net.to(self.device).eval()
+        if runtime not in FACADE_RUNTIMES:
+            raise ValueError(f"runtime must be one of {FACADE_RUNTIMES}, got {runtime!r}")
+        self.runtime = runtime
+        self._forward: Any = None
+
+    @property
+    def forward(self) -> Any:
+        """The network as this classifier runs it (built on first use)."""
+        if self._forward is None:
+            shape = (1, 3, self.crop_size, self.crop_size)
+            self._forward = facade_forward(self.model, self.runtime, shape, self.device)
+        return self._forward
 
     def _classes(self, names: Sequence[str] | str | Path | None, card: Any) -> list[tuple[str, str]] | None:
         """(id, name) pairs from a list, a file, the model card, or ImageNet's; None when unknown."""
@@ -155,7 +170,7 @@ class Classifier:
             batches = [images[i:i + n] for i in range(0, len(images), n)]
         else:
             batches = [torch.stack([self.preprocess(im) for im in chunk]) for chunk in batched(images, n)]
-        out = [self.model(b.to(self.device)).float().cpu() for b in batches]
+        out = [self.forward(b.to(self.device)).float().cpu() for b in batches]
         return torch.cat(out) if out else torch.empty(0, self.num_classes)
 
     def _top(self, logits: Tensor, topk: int) -> list[list[ClassScore]]:

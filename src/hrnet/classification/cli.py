@@ -82,7 +82,8 @@ def _classifier(args: argparse.Namespace, device: str | None = None, batch_size:
     from_config = args.config is not None or any(o.startswith("model.") for o in args.overrides)
     weights = args.weights or cfg.test.weights or (cfg.model.pretrained if from_config else None)
     kwargs = dict(num_classes=args.num_classes, class_names=args.classes or cfg.data.classes,
-                  topk=getattr(args, "topk", 5), device=device or args.device, batch_size=batch_size or 32)
+                  topk=getattr(args, "topk", 5), device=device or args.device, batch_size=batch_size or 32,
+                  runtime=getattr(args, "runtime", "eager"))
     if from_config:
         kwargs.update(num_classes=args.num_classes or cfg.model.num_classes, crop_size=cfg.data.crop_size,
                       resize_size=cfg.data.resize_size, interpolation=cfg.data.interpolation, head=cfg.model.head,

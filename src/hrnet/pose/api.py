@@ -32,6 +32,7 @@ from hrnet.pose.keypoints import COCO_KEYPOINTS, KeypointSet, load_keypoint_set
 from hrnet.pose.model import card_keypoint_set, card_test_config
 from hrnet.pose.visualize import draw_poses
 from hrnet.results import Result
+from hrnet.runtime import FACADE_RUNTIMES, facade_forward
 
 Detector = Callable[[np.ndarray], Any]
 DEFAULT_INPUT_SIZE = (256, 192)  # (H, W) of the paper's COCO crops
@@ -95,14 +96,17 @@ class PoseEstimator:
     crop size, test settings); ``PoseEstimator("pose_hrnet_w32", weights="official.pth")`` builds a
     named model for files without a card, with ``keypoint_set`` (default COCO). Explicit options win
     over the card; a ``keypoint_set`` that disagrees with the weights is an error, never a new head.
-    ``input_size`` is the crop (H, W); ``device=None`` picks CUDA when present.
+    ``input_size`` is the crop (H, W); ``device=None`` picks CUDA when present. ``runtime`` runs the
+    network: ``auto`` (default) the fastest runtime installed and checked against eager on this device
+    (onnxruntime on a CPU when the ``onnx`` extra is installed), or ``eager`` / ``torch`` / ``compile`` /
+    ``onnx`` (see :func:`hrnet.runtime.optimize_for_inference`); it is prepared on the first batch.
     """
 
     def __init__(self, model: str | Path | nn.Module = "pose_hrnet_w32", weights: str | Path | None = None, *,
                  keypoint_set: KeypointSet | str | Path | None = None, input_size: Sequence[int] | None = None,
                  flip_test: bool | None = None, shift_heatmap: bool | None = None, dark: bool | None = None,
                  detector: Detector | None = None, batch_size: int = 32,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, runtime: str = "auto") -> None:
         explicit = load_keypoint_set(keypoint_set) if keypoint_set is not None else None
 
         def build(name: str) -> nn.Module:
@@ -139,6 +143,19 @@ class PoseEstimator:
         self.dark = test.dark if dark is None else bool(dark)
         self.detector = detector
         self.batch_size = batch_size
+        if runtime not in FACADE_RUNTIMES:
+            raise ValueError(f"runtime must be one of {FACADE_RUNTIMES}, got {runtime!r}")
+        self.runtime = runtime
+        self._forward = None
+
+    @property
+    def forward(self):  # noqa: ANN201 - a callable like the model
+        """The network as this estimator runs it (built on first use for the crop size)."""
+        if self._forward is None:
+            h, w = self.input_size
+            self._forward = facade_forward(self.model, self.runtime, (2 if self.flip_test else 1, 3, h, w),
+                                           self.device)
+        return self._forward
 
     def _people(self, rgb: np.ndarray, boxes: Any, detector: Detector | None,
                 skip_bad: bool = False) -> tuple[np.ndarray, str, dict[str, int]]:
@@ -171,7 +188,8 @@ class PoseEstimator:
                 sl = slice(idx[0], idx[-1] + 1)
                 parts.append(predict_crops(self.model, all_crops[sl], all_c[sl], all_s[sl], self.codec,
                                            self.keypoint_set.flip_pairs, flip_test=self.flip_test,
-                                           shift_heatmap=self.shift_heatmap, dark=self.dark))
+                                           shift_heatmap=self.shift_heatmap, dark=self.dark,
+                                           forward=self.forward))
             kpts = np.concatenate([p[0] for p in parts])
             scores = np.concatenate([p[1] for p in parts])
         owner_arr = np.asarray(owner, dtype=np.int64)

@@ -137,7 +137,7 @@ def _estimator(args: argparse.Namespace):
         source = build_model(cfg, load_keypoint_set(keypoint_set) if keypoint_set else None, pretrained=False)
     return PoseEstimator(source, weights, keypoint_set=keypoint_set, input_size=size, flip_test=flip, dark=dark,
                          shift_heatmap=cfg.test.shift_heatmap if cfg else None, batch_size=max(args.batch_size, 1),
-                         device=args.device)
+                         device=args.device, runtime=args.runtime)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -172,6 +172,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     info = {"model": estimator.card.model if estimator.card else (args.model or ""), "weights": args.weights,
             "keypoint_set": estimator.keypoint_set.name, "flip_test": estimator.flip_test, "dark": estimator.dark,
-            "input_size": list(estimator.input_size),
+            "input_size": list(estimator.input_size), "runtime": args.runtime,
             "boxes": args.boxes or ("detector" if detector is not None else "whole image")}
     return run_predict(args, task="pose", predict=predict, info=info, notes=notes)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,21 +21,27 @@ from hrnet.pose.transforms import box_to_center_scale, normalize_image, warp_ima
 @torch.no_grad()
 def predict_crops(model: nn.Module, images: torch.Tensor, centers: np.ndarray, scales: np.ndarray,
                   codec: HeatmapCodec, flip_pairs: Sequence[tuple[int, int]], flip_test: bool = True,
-                  shift_heatmap: bool = True, dark: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  shift_heatmap: bool = True, dark: bool = False,
+                  forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Normalised crops (N, 3, H, W) -> keypoints (N, K, 2) in image pixels and scores (N, K).
 
     With ``flip_test`` the mirrored crop's heatmaps are flipped back (pairs swapped, shifted one pixel
-    when ``shift_heatmap``) and averaged with the plain ones, as in the paper's evaluation.
+    when ``shift_heatmap``) and averaged with the plain ones, as in the paper's evaluation; both views go
+    through the network as one batch. ``forward`` replaces ``model(x)`` (a runtime from
+    :func:`hrnet.runtime.optimize_for_inference`); ``model`` still gives the device.
     """
     if images.shape[0] == 0:
         k = getattr(model, "num_joints", 0)
         return np.zeros((0, k, 2)), np.zeros((0, k))
     device = next(model.parameters()).device
     x = images.to(device, non_blocking=True).float()
-    heatmaps = model(x).float()
+    run = forward or model
     if flip_test:
-        flipped = model(x.flip(3)).float()
+        both = run(torch.cat([x, x.flip(3)])).float()
+        heatmaps, flipped = both[: len(x)], both[len(x):]
         heatmaps = 0.5 * (heatmaps + flip_back(flipped, flip_pairs, shift=shift_heatmap))
+    else:
+        heatmaps = run(x).float()
     return codec.decode(heatmaps, np.asarray(centers), np.asarray(scales), dark=dark)
 
 

@@ -23,6 +23,7 @@ from hrnet.loader import resolve_model
 from hrnet.models.weights import read_state_dict
 from hrnet.models.zoo import create_model
 from hrnet.results import Result
+from hrnet.runtime import facade_forward
 from hrnet.segmentation.config import SegTestConfig
 from hrnet.segmentation.inference import segment_image
 from hrnet.segmentation.labels import dataset_classes, default_palette, flip_permutation
@@ -86,7 +87,9 @@ class Segmenter:
     flip pairs, and the class count is read from the file. ``test`` (a :class:`SegTestConfig` or a dict)
     and keyword options named like its fields (``protocol``, ``scales``, ``flip``, ``mode``,
     ``crop_size``, ...) override the card's protocol; other keywords are backbone overrides of a named
-    model (``stage_blocks=(1, 1, 1)``). ``device=None`` picks CUDA when present.
+    model (``stage_blocks=(1, 1, 1)``). ``device=None`` picks CUDA when present. ``runtime``: ``auto``
+    (default) is the fused ``torch`` runtime here, because the test protocols feed every image at its own
+    sizes and an ONNX graph is exported per size; ``onnx`` / ``compile`` / ``eager`` can be asked for.
     """
 
     def __init__(self, model: str | Path | nn.Module = "seg_hrnet_w48", weights: str | Path | None = None, *,
@@ -94,7 +97,7 @@ class Segmenter:
                  dataset: str | None = None, palette: Sequence[Sequence[int]] | None = None,
                  flip_pairs: Sequence[Sequence[int]] | None = None, test: SegTestConfig | dict | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 device: str | torch.device | None = None, **options: Any) -> None:
+                 device: str | torch.device | None = None, runtime: str = "auto", **options: Any) -> None:
         known = {f.name for f in fields(SegTestConfig)}
         test_options = {k: v for k, v in options.items() if k in known}
         overrides = {k: v for k, v in options.items() if k not in known}
@@ -135,11 +138,13 @@ class Segmenter:
         self.card = card
         self.device = resolve_device(device)
         self.model = net.to(self.device).eval()
+        self.runtime = "torch" if runtime == "auto" else runtime
+        self.forward = facade_forward(self.model, self.runtime, device=self.device)
 
     @torch.no_grad()
     def scores(self, image: np.ndarray, out_size: Sequence[int] | None = None) -> torch.Tensor:
         """Class scores (1, C, H, W) of an RGB uint8 image at ``out_size`` (default: its size)."""
-        return segment_image(self.model, image, self.test, mean=self.mean, std=self.std, flip_perm=self.flip_perm,
+        return segment_image(self.forward, image, self.test, mean=self.mean, std=self.std, flip_perm=self.flip_perm,
                              out_size=tuple(out_size) if out_size else None, device=self.device)
 
     def _result(self, rgb: np.ndarray, path: str | None, return_probs: bool) -> SegResult:

@@ -133,13 +133,15 @@ def _segmenter(args: argparse.Namespace):
         cfg.model.pretrained = None
         names, palette, pairs = class_info(cfg.data)
         return Segmenter(build_model(cfg), args.weights, class_names=names, palette=palette, flip_pairs=pairs,
-                         test=cfg.test, mean=cfg.data.mean, std=cfg.data.std, device=args.device)
+                         test=cfg.test, mean=cfg.data.mean, std=cfg.data.std, device=args.device,
+                         runtime=args.runtime)
     if args.weights is None and args.model is None:
         raise ValueError("seg predict needs --weights (a weights file with a model card is enough), "
                          "or --model NAME for random weights")
     source = args.model if args.model is not None else args.weights
     weights = args.weights if args.model is not None else None
-    return Segmenter(source, weights, num_classes=args.num_classes, dataset=args.dataset, device=args.device, **opts)
+    return Segmenter(source, weights, num_classes=args.num_classes, dataset=args.dataset, device=args.device,
+                     runtime=args.runtime, **opts)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
