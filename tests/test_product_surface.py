@@ -179,6 +179,11 @@ def test_card_round_trip_and_validation(tmp_path):
     model = hrnet.create_model("hrnet_w18_small_v1", num_classes=2, width=8)
     path = hrnet.save_weights(model, tmp_path / "w.safetensors", card=card)
     assert read_card(path) == card and card.version == hrnet.__version__
+    old = os.umask(0o022)
+    try:
+        assert oct(hrnet.save_weights(model, tmp_path / "v.safetensors", card=card).stat().st_mode & 0o777) == "0o644"
+    finally:
+        os.umask(old)
     with pytest.raises(ValueError, match="2 labels for a head of 3"):
         ModelCard(task="cls", model="x", num_outputs=3, labels=["a", "b"])
     with pytest.raises(ValueError, match="task must be one of"):

@@ -18,6 +18,7 @@ _TASKS = {
     "pose": ("hrnet.pose.cli", "human pose estimation (HRNetV1)"),
     "seg": ("hrnet.segmentation.cli", "semantic segmentation (HRNetV2)"),
     "cls": ("hrnet.classification.cli", "ImageNet-style classification (HRNet-Wx-C)"),
+    "det": ("hrnet.detection.cli", "object detection and instance segmentation (HRNetV2p)"),
 }
 
 

@@ -6,6 +6,7 @@ paper's training recipes through the shared engine, COCO evaluation with pycocot
 official HRNet-Object-Detection and mmdet checkpoints live in the submodules.
 """
 
+from hrnet.detection.api import Detector, DetResult
 from hrnet.detection.backbone import HRNetV2pBackbone, HRNetV2Representation
 from hrnet.detection.checkpoints import convert_state_dict, load_detection_weights
 from hrnet.detection.model import (
@@ -24,6 +25,8 @@ from hrnet.detection.model import (
 )
 
 __all__ = [
+    "DetResult",
+    "Detector",
     "HRNetV2Representation",
     "HRNetV2pBackbone",
     "build_detector",

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from hrnet.atomic import atomic_path
+from hrnet.atomic import atomic_path, write_bytes
 from hrnet.models.card import ModelCard
 
 log = logging.getLogger("hrnet")
@@ -250,12 +250,13 @@ def save_weights(model_or_state: nn.Module | Mapping[str, Tensor], path: str | P
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     # clone: safetensors refuses tensors that share storage
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    with atomic_path(path) as tmp:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
 
-            save_file(state, str(tmp), metadata={"format": "pt", **(metadata or {})})
-        else:
+        # bytes through write_bytes: safetensors' save_file recreates the file owner-only (0600)
+        write_bytes(path, save(state, metadata={"format": "pt", **(metadata or {})}))
+    else:
+        with atomic_path(path) as tmp:
             torch.save(state, tmp)
     return path
 

@@ -3,7 +3,7 @@
 * ``train --config YAML [--set key=value ...] [--resume CKPT] [--out DIR]``: works under ``torchrun``.
 * ``eval --config YAML --weights W [--json [OUT]] [--results FILE]``: prints AP / AP50 / AP75 / APM / APL / AR
   (PCKh for MPII); ``--json`` writes the metric dict, ``--results`` the COCO-format predictions.
-* ``predict INPUT... --weights W [--boxes FILE | --detector-weights FILE]``: the shared predict flags
+* ``predict INPUT... --weights W [--boxes FILE | --detector FILE]``: the shared predict flags
   (:func:`hrnet.cli_common.add_predict_verb`); pictures with skeletons (videos as videos) and
   ``RUN/results.json`` with the people of each image as COCO results. Without boxes and without a
   detector, each whole image is one person, and the output says so.
@@ -58,7 +58,9 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", nargs=2, type=int, default=None, metavar=("H", "W"),
                    help="crop size (default: the weights' card, the config, else 256 192)")
     p.add_argument("--boxes", default=None, help="person boxes file (formats below)")
-    p.add_argument("--detector-weights", default=None, help="torchvision person detector weights")
+    p.add_argument("--detector", "--detector-weights", dest="detector_weights", default=None,
+                   help="person detector weights: our carded detection weights (hrnet det train), or a "
+                   "torchvision detector's (see --det-arch)")
     p.add_argument("--det-thr", type=float, default=0.5, help="detector score threshold")
     p.add_argument("--det-arch", default="fasterrcnn_resnet50_fpn",
                    help="torchvision detection architecture the detector weights belong to")

@@ -5,7 +5,9 @@ a torchvision detection architecture with no weights at all (``weights=None, wei
 nothing is downloaded) and loads a local state-dict file in torchvision's published format with
 ``torch.load(weights_only=True)``. Built without weights, torchvision uses ``BatchNorm2d`` where the
 published checkpoints were made with frozen batch norm, so only the ``num_batches_tracked`` counters are
-allowed to be missing; in eval mode the two layers compute the same thing.
+allowed to be missing; in eval mode the two layers compute the same thing. Our own carded detection
+weights (``hrnet det train``) or an already-built detector module work as well: they speak torchvision's
+interface, and the card names the person class.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from torch import nn
 
 from hrnet.engine.distributed import resolve_device
 from hrnet.io import as_rgb_array
+from hrnet.loader import load_model
+from hrnet.models.card import read_card
 
 ARCHS = (
     "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
@@ -45,6 +49,12 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     from hrnet.models.weights import read_raw_state_dict
 
     return {k.removeprefix("module."): v for k, v in read_raw_state_dict(path).items()}
+
+
+def _is_carded_detector(path: str | Path) -> bool:
+    """True for a weights file whose model card says it is one of our detectors (``task: det``)."""
+    card = read_card(path) if Path(path).is_file() else None
+    return card is not None and card.task == "det"
 
 
 def load_detector_weights(model: nn.Module, path: str | Path, arch: str = "") -> None:
@@ -77,15 +87,27 @@ class PersonDetector:
     score. ``num_classes`` must match the checkpoint (91 for torchvision's COCO models).
     """
 
-    def __init__(self, weights: str | Path, score_thr: float = 0.5, device: str | None = None,
+    def __init__(self, weights: str | Path | nn.Module, score_thr: float = 0.5, device: str | None = None,
                  arch: str = "fasterrcnn_resnet50_fpn", num_classes: int = 91) -> None:
         if not 0.0 <= score_thr <= 1.0:
             raise ValueError(f"score_thr must be in [0, 1], got {score_thr}")
         self.arch = arch
         self.score_thr = float(score_thr)
         self.device = resolve_device(device)
-        self.model = build_detector(arch, num_classes)
-        load_detector_weights(self.model, weights, arch)
+        self.person_label = PERSON_LABEL
+        if isinstance(weights, nn.Module) or _is_carded_detector(weights):
+            # a built torchvision-style detector, or our carded detection weights (hrnet det train): the
+            # person label is the card's "person" class (labels 1..K, 0 = background)
+            self.model = weights if isinstance(weights, nn.Module) else load_model(weights, task="det")
+            card = getattr(self.model, "card", None)
+            if card is not None:
+                if "person" not in card.labels:
+                    raise ValueError(f"{weights if not isinstance(weights, nn.Module) else card.model}: the detector "
+                                     f"has no 'person' class (classes: {', '.join(card.labels[:6])}, ...)")
+                self.person_label = card.labels.index("person") + 1
+        else:
+            self.model = build_detector(arch, num_classes)
+            load_detector_weights(self.model, weights, arch)
         self.model.eval().to(self.device)
 
     @torch.no_grad()
@@ -93,7 +115,7 @@ class PersonDetector:
         rgb = as_rgb_array(image)
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div_(255.0).to(self.device)
         out = self.model([x])[0]
-        keep = (out["labels"] == PERSON_LABEL) & (out["scores"] >= self.score_thr)
+        keep = (out["labels"] == self.person_label) & (out["scores"] >= self.score_thr)
         boxes = torch.cat([out["boxes"][keep], out["scores"][keep, None]], 1).cpu().numpy().astype(np.float32)
         return boxes[np.argsort(-boxes[:, 4], kind="stable")]
 
