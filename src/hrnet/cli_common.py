@@ -57,6 +57,19 @@ def add_train_verb(sub: argparse._SubParsersAction, *, help: str, example_config
     return p
 
 
+def add_eval_verb(sub: argparse._SubParsersAction, *, help: str, weights_help: str, json_what: str,
+                  func: Any, example: str) -> argparse.ArgumentParser:
+    """The ``eval`` verb of the config-driven tasks: ``--config``, ``--weights``, ``--json`` and the run
+    options; the task adds its own flags (``--results``, ``--split`` ...) on the returned parser."""
+    p = sub.add_parser("eval", help=help)
+    p.add_argument("--config", required=True)
+    p.add_argument("--weights", required=True, help=weights_help)
+    add_json_option(p, json_what)
+    add_run_options(p, example)
+    p.set_defaults(func=func)
+    return p
+
+
 def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
     """``--json [OUT]``: write ``what`` as JSON to OUT, or to standard output when no file is named."""
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT",

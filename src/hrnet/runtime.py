@@ -11,9 +11,9 @@ different ways, and all of them return what ``model(x)`` returns on an (N, 3, H,
   constant size) and run by onnxruntime with the machine's thread count. One session per input size,
   made on first use. Needs the ``onnx`` extra.
 - ``auto``: the fastest of these that is installed, checked against eager on this device. On a CPU that
-  is ``onnx`` (about 1.8x eager for pose W32 on 2 cores, see docs/speed.md), else ``torch``; on a GPU
-  ``torch``. A runtime whose output differs from eager by more than ``tolerance`` (relative to the
-  largest output) is dropped for the next one, with a warning.
+  is ``onnx`` (pose W32 on 2 cores: 1.8x eager at batch 1, 2.0x at batch 16; see docs/speed.md), else
+  ``torch``; on a GPU ``torch``. A runtime whose output differs from eager by more than ``tolerance``
+  (relative to the largest output) is dropped for the next one, with a warning.
 
 This module imports no task package: the task facades call it with their own model and crop size.
 """

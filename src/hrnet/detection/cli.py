@@ -18,9 +18,8 @@ import json
 import os
 
 from hrnet.cli_common import (
-    add_json_option,
+    add_eval_verb,
     add_predict_verb,
-    add_run_options,
     add_train_verb,
     emit_json,
     run_predict,
@@ -42,14 +41,11 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
                    example_config="configs/det/faster_rcnn/w32_1x.yaml", default_out="runs/det", func=cmd_train,
                    example=example)
 
-    p = sub.add_parser("eval", help="COCO box (and mask) AP / AR of weights on the validation set")
-    p.add_argument("--config", required=True)
-    p.add_argument("--weights", required=True, help="detection weights (ours, official HRNet or mmdet checkpoints)")
-    add_json_option(p, "the metric dict")
+    p = add_eval_verb(sub, help="COCO box (and mask) AP / AR of weights on the validation set",
+                      weights_help="detection weights (ours, official HRNet or mmdet checkpoints)",
+                      json_what="the metric dict", func=cmd_eval, example=example)
     p.add_argument("--results", default=None, metavar="FILE", help="write the COCO-format detection results")
     p.add_argument("--per-class", action="store_true", default=None, help="also the box (and mask) AP of each class")
-    add_run_options(p, example)
-    p.set_defaults(func=cmd_eval)
 
     p = add_predict_verb(sub, task="det", help="boxes, classes and masks in images, folders, globs and videos",
                          func=cmd_predict, example="test.score_thresh=0.3")

@@ -19,9 +19,8 @@ import logging
 import numpy as np
 
 from hrnet.cli_common import (
-    add_json_option,
+    add_eval_verb,
     add_predict_verb,
-    add_run_options,
     add_train_verb,
     emit_json,
     run_predict,
@@ -44,13 +43,10 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
                    example_config="configs/pose/coco/w32_256x192.yaml", default_out="runs/pose", func=cmd_train,
                    example=example)
 
-    p = sub.add_parser("eval", help="COCO AP/AR (or MPII PCKh) of weights on the validation set")
-    p.add_argument("--config", required=True)
-    p.add_argument("--weights", required=True, help="pose weights (ours, official HRNet or mmpose checkpoints)")
-    add_json_option(p, "the metric dict")
+    p = add_eval_verb(sub, help="COCO AP/AR (or MPII PCKh) of weights on the validation set",
+                      weights_help="pose weights (ours, official HRNet or mmpose checkpoints)",
+                      json_what="the metric dict", func=cmd_eval, example=example)
     p.add_argument("--results", default=None, metavar="FILE", help="write the COCO-format keypoint results")
-    add_run_options(p, example)
-    p.set_defaults(func=cmd_eval)
 
     p = add_predict_verb(sub, task="pose", help="poses in images, folders, globs and videos", func=cmd_predict,
                          example="test.flip_test=false", epilog=BOXES_EPILOG)

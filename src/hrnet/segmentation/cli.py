@@ -16,9 +16,8 @@ import argparse
 import json
 
 from hrnet.cli_common import (
-    add_json_option,
+    add_eval_verb,
     add_predict_verb,
-    add_run_options,
     add_train_verb,
     emit_json,
     run_predict,
@@ -58,14 +57,11 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
                    example_config="configs/seg/cityscapes/w48.yaml", default_out="runs/seg", func=cmd_train,
                    example=example)
 
-    p = sub.add_parser("eval", help="mIoU, pixel and mean accuracy, per-class IoU on the validation split")
-    p.add_argument("--config", required=True)
-    p.add_argument("--weights", required=True, help="weights (ours, official HRNet or mmseg checkpoints)")
+    p = add_eval_verb(sub, help="mIoU, pixel and mean accuracy, per-class IoU on the validation split",
+                      weights_help="weights (ours, official HRNet or mmseg checkpoints)",
+                      json_what="the scores", func=cmd_eval, example=example)
     p.add_argument("--split", default=None, help="split to evaluate (default: data.val_split)")
-    add_json_option(p, "the scores")
     _add_inference(p)
-    add_run_options(p, example)
-    p.set_defaults(func=cmd_eval)
 
     p = add_predict_verb(sub, task="seg", help="label maps and colour overlays for images and videos",
                          func=cmd_predict, example="test.flip=true")
