@@ -2,14 +2,17 @@
 
 One backbone (``hrnet.models.backbone``) serves every task; ``create_model`` builds any named
 configuration, ``load_weights`` reads official / timm / mmpose / mmseg checkpoints strictly, and
-``load_model`` rebuilds a trained model from a weights file that carries its model card.
+``load_model`` rebuilds a trained model from a weights file that carries its model card; ``fuse`` and
+``optimize_for_inference`` give the fast inference paths the task facades use.
 """
 
 from hrnet.loader import load_model
 from hrnet.models.card import ModelCard, read_card
 from hrnet.models.complexity import model_complexity
+from hrnet.models.fuse import fuse
 from hrnet.models.weights import load_weights, read_state_dict, save_weights
 from hrnet.models.zoo import create_model, list_models
+from hrnet.runtime import optimize_for_inference
 
 __version__ = "0.2.0"
 
@@ -17,6 +20,8 @@ __version__ = "0.2.0"
 __all__ = [
     "ModelCard",
     "create_model",
+    "fuse",
+    "optimize_for_inference",
     "list_models",
     "load_model",
     "load_weights",

@@ -122,6 +122,27 @@ def test_predict_batches_like_single_images(run):
     assert all(len(r) and r.boxes[:, 2].max() <= r.image.shape[1] + 1e-3 for r in results)
 
 
+def test_runtimes_fused_by_default_and_equal_to_eager(run):
+    """``auto`` folds the backbone BatchNorms (``torch``); detections equal the eager model's; a module handed
+    in is left as it was; fixed-shape runtimes are refused with one clear message."""
+    weights, _, _, images = run
+    module = hrnet.load_model(weights).eval()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+    fast, eager = Detector(module, device="cpu"), Detector(module, device="cpu", runtime="eager")
+    assert (fast.runtime, eager.runtime) == ("torch", "eager") and eager.model is module
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules()) == n_bn > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.model.modules())
+    path = images / IMAGES[1]
+    a, b = fast(path), eager(path)
+    assert len(a) == len(b) > 0
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-2)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    for runtime in ("compile", "onnx"):
+        with pytest.raises(ValueError, match=f"runtime '{runtime}' is not available for detection"):
+            Detector(module, device="cpu", runtime=runtime)
+
+
 def test_ground_truth_as_results_scores_one(det_dir):
     """DetResult.to_coco (labels -> the file's category ids, masks -> RLE) scored by pycocotools: AP 1."""
     data = CocoDetection(det_dir / "instances_sample.json", det_dir / "images", masks=True)
@@ -261,3 +282,22 @@ def test_person_detector_needs_a_person_class(run, tmp_path):
     hrnet.save_weights(model, path, card=card)
     with pytest.raises(ValueError, match="no 'person' class"):
         PersonDetector(path, device="cpu")
+
+
+def test_pose_estimator_takes_a_detector_or_its_weights(run, person_weights):
+    """``PoseEstimator(detector=...)`` takes our ``Detector``, its carded file, or a plain callable alike."""
+    from hrnet.pose import PoseEstimator
+
+    image = run[3] / IMAGES[1]
+    det = Detector(person_weights, device="cpu")
+    expect = det.person_boxes(image, score_thr=0.5)
+    for detector in (det, person_weights, str(person_weights), det.person_boxes):
+        pose = PoseEstimator("pose_hrnet_w18_small_v1", detector=detector, device="cpu", runtime="eager",
+                             flip_test=False)
+        res = pose(image)
+        assert res.boxes_source == "detector" and len(res) == len(expect)
+        np.testing.assert_allclose(np.c_[res.boxes, res.box_scores], expect, atol=1e-4)
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        PoseEstimator("pose_hrnet_w18_small_v1", detector="nowhere.safetensors", device="cpu")
+    with pytest.raises(TypeError, match="detector must be"):
+        PoseEstimator("pose_hrnet_w18_small_v1", detector=42, device="cpu")

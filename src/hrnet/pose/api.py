@@ -1,10 +1,11 @@
 """Python API: ``PoseEstimator(name_or_weights)(image, boxes)`` -> :class:`PoseResult`.
 
 Boxes are (N, 4) or (N, 5) **x1, y1, x2, y2[, score]** in image pixels, like torchvision detectors.
-Without boxes, a ``detector`` (any callable image_rgb -> (N, 5) xyxy + score, e.g.
-:class:`hrnet.pose.detector.PersonDetector`) supplies them; without either, the whole image is one
-person and the result says so (``boxes_source == "whole image"``). The crops, flip test and
-decoding are those of evaluation (:func:`hrnet.pose.inference.predict_crops`).
+Without boxes, a ``detector`` supplies them: any callable image_rgb -> (N, 5) xyxy + score (e.g.
+:class:`hrnet.pose.detector.PersonDetector`), an ``hrnet.detection.Detector`` (its ``person_boxes``), a
+detector module, or a weights file (our carded detection weights, or a torchvision detector's); without
+either, the whole image is one person and the result says so (``boxes_source == "whole image"``). The
+crops, flip test and decoding are those of evaluation (:func:`hrnet.pose.inference.predict_crops`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hrnet.models.zoo import create_model
 from hrnet.pose.boxes import validate_boxes
 from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.config import PoseTestConfig
+from hrnet.pose.detector import as_person_detector
 from hrnet.pose.evaluation import rescore
 from hrnet.pose.inference import crop_people, predict_crops
 from hrnet.pose.keypoints import COCO_KEYPOINTS, KeypointSet, load_keypoint_set
@@ -34,7 +36,7 @@ from hrnet.pose.visualize import draw_poses
 from hrnet.results import Result
 from hrnet.runtime import FACADE_RUNTIMES, facade_forward
 
-Detector = Callable[[np.ndarray], Any]
+Detector = Callable[[np.ndarray], Any] | nn.Module | str | Path  # see as_person_detector
 DEFAULT_INPUT_SIZE = (256, 192)  # (H, W) of the paper's COCO crops
 
 
@@ -141,7 +143,7 @@ class PoseEstimator:
         self.flip_test = test.flip_test if flip_test is None else bool(flip_test)
         self.shift_heatmap = test.shift_heatmap if shift_heatmap is None else bool(shift_heatmap)
         self.dark = test.dark if dark is None else bool(dark)
-        self.detector = detector
+        self.detector = as_person_detector(detector, self.device)
         self.batch_size = batch_size
         if runtime not in FACADE_RUNTIMES:
             raise ValueError(f"runtime must be one of {FACADE_RUNTIMES}, got {runtime!r}")
@@ -205,6 +207,7 @@ class PoseEstimator:
         """Poses in ``image`` (path or RGB array) for ``boxes`` (xyxy[, score]), else the detector's."""
         rgb = as_rgb_array(image)
         path = str(image) if isinstance(image, (str, Path)) else None
+        detector = as_person_detector(detector, self.device)
         return self._run([(rgb, path, *self._people(rgb, boxes, detector))])[0]
 
     def predict(self, images: Any, boxes: Sequence[Any] | None = None, batch_size: int | None = None,
@@ -226,6 +229,7 @@ class PoseEstimator:
             raise ValueError(bad.error)
         if boxes is not None and len(boxes) != len(frames):
             raise ValueError(f"{len(boxes)} box lists for {len(frames)} images")
+        detector = as_person_detector(detector, self.device)
         per_image = []
         for n, f in enumerate(frames):
             assert f.image is not None

@@ -12,7 +12,9 @@ interface, and the card names the person class.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,3 +122,28 @@ class PersonDetector:
         return boxes[np.argsort(-boxes[:, 4], kind="stable")]
 
     detect = __call__
+
+
+def as_person_detector(detector: Any, device: str | torch.device | None = None,
+                       score_thr: float = 0.5) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Whatever a user hands ``PoseEstimator(detector=...)``, as a callable ``rgb -> (N, 5)`` person boxes.
+
+    Accepted: ``None``; a weights file (our carded detection weights, or a torchvision detector's); a built
+    torchvision-style detector module; an object with a ``person_boxes`` method (``hrnet.detection.Detector``:
+    duck-typed, because pose must not import the detection task); or any callable already returning boxes.
+    """
+    if detector is None:
+        return None
+    if isinstance(detector, (str, Path)):
+        if not Path(detector).is_file():
+            raise FileNotFoundError(f"{detector}: detector weights file not found")
+        return PersonDetector(detector, score_thr=score_thr, device=device)
+    if isinstance(detector, nn.Module):
+        return PersonDetector(detector, score_thr=score_thr, device=device)
+    person_boxes = getattr(detector, "person_boxes", None)
+    if callable(person_boxes):
+        return lambda rgb: person_boxes(rgb, score_thr=score_thr)
+    if callable(detector):
+        return detector
+    raise TypeError(f"detector must be a weights path, a detector module, an object with person_boxes() or a "
+                    f"callable image -> (N, 5) boxes; got {type(detector).__name__}")
