@@ -232,3 +232,13 @@ def test_export_bad_input_is_one_error_line(tmp_path, capsys) -> None:
     assert main(["export", "hrnet_w18_small_v1", "--opset", "13", "--input-size", "64", "64",
                  "-o", str(tmp_path / "x.onnx")]) == 2
     assert "opset" in capsys.readouterr().err
+
+
+def test_relative_error_hand_computed_on_tensors_lists_and_dicts() -> None:
+    from hrnet.runtime import relative_error
+
+    a, b = torch.tensor([2.0, -4.0]), torch.tensor([2.0, -3.0])  # |diff| max 1, |a| max 4
+    assert relative_error(a, b) == pytest.approx(0.25)
+    assert relative_error([a, a], [a, b]) == pytest.approx(0.25)
+    assert relative_error({"0": a, "1": a}, {"0": b, "1": a}) == pytest.approx(0.25)
+    assert relative_error(a, b[:1]) == float("inf")

@@ -25,7 +25,7 @@ import copy
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -38,6 +38,7 @@ log = logging.getLogger("hrnet")
 RUNTIMES = ("auto", "torch", "compile", "onnx")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 ONNX_OPSET = 18
+FP32_TOLERANCE = 1e-4  # relative error a fast fp32 path may have against eager (1e-6 is typical)
 MAX_SESSIONS = 4  # ONNX sessions kept per runner (one per input size), least recently used dropped
 
 
@@ -64,7 +65,10 @@ def onnxruntime_available() -> bool:
 
 
 def relative_error(a: Any, b: Any) -> float:
-    """max |a - b| / max |a| over tensors or (nested) lists of tensors; the parity measure of this package."""
+    """max |a - b| / max |a| over tensors or (nested) lists / dicts of tensors; the parity measure of this
+    package (dicts, e.g. a detector's pyramid levels, are compared value by value in order)."""
+    if isinstance(a, Mapping):
+        a, b = list(a.values()), list(b.values())
     if isinstance(a, (list, tuple)):
         return max((relative_error(x, y) for x, y in zip(a, b)), default=0.0)
     a, b = a.detach().float().cpu(), b.detach().float().cpu()
@@ -239,7 +243,7 @@ class OnnxRunner(InferenceRunner):
     runtime = "onnx"
 
     def __init__(self, model: nn.Module, device: torch.device, threads: int | None = None,
-                 reference: nn.Module | None = None, tolerance: float = 1e-4,
+                 reference: nn.Module | None = None, tolerance: float = FP32_TOLERANCE,
                  fallback: Callable[[], InferenceRunner] | None = None) -> None:
         super().__init__(device)
         if not onnxruntime_available():
@@ -341,7 +345,7 @@ def optimize_for_inference(model: nn.Module, runtime: str = "auto",
     if precision != "fp32" and runtime == "onnx":
         raise ValueError("precision applies to the torch runtimes; the onnx runtime runs in fp32")
     if tolerance is None:
-        tolerance = 1e-4 if precision == "fp32" else 1e-2
+        tolerance = FP32_TOLERANCE if precision == "fp32" else 1e-2
     reference = None
     if check:  # the user's model itself, unless it lives on another device (never move the caller's model)
         reference = model if _model_device(model) == dev else copy.deepcopy(model).to(dev).eval()
