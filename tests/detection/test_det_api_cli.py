@@ -186,6 +186,7 @@ def test_cli_predict_from_the_card_alone(run, tmp_path):
     assert report["task"] == "det" and report["model"] == "faster_rcnn_hrnet_w18_small_v1"
     assert report["done"] == report["inputs"] == 2 and len(report["classes"]) == 80
     assert (report["score_thresh"], report["detections_per_img"], report["min_size"]) == (0.0, 10, 128)
+    assert report["runtime"] == "torch"  # auto: the BatchNorm-folded detector
     det = Detector(weights, device="cpu")
     for rec, name in zip(report["results"], IMAGES):
         assert rec["file"] == name and rec["output"] == [name] and (run_dir / name).is_file()

@@ -151,5 +151,5 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return results
 
     info = {"model": det.card.model if det.card else (args.model or ""), "weights": args.weights,
-            "classes": det.class_names, "category_ids": det.category_ids, **det.test}
+            "classes": det.class_names, "category_ids": det.category_ids, "runtime": det.runtime, **det.test}
     return run_predict(args, task="det", predict=predict, info=info)
