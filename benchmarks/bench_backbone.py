@@ -44,8 +44,10 @@ def main() -> None:
 
     device = torch.device(args.device)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    print(f"device {device}, batch {args.batch}, input {args.size}x{args.size}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"device {device}, batch {args.batch}, input {args.size}x{args.size}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
     print("| model | hrnet (ms/batch) | timm (ms/batch) | ratio timm/hrnet | max rel diff |")
     print("|---|---|---|---|---|")
     for name in args.models:

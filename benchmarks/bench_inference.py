@@ -61,8 +61,9 @@ class Spec:
 
 SPECS = {
     "pose_w32": Spec("pose_w32", "pose_hrnet_w32", (256, 192), (1, 16)),
-    "seg_w48": Spec("seg_w48", "seg_hrnet_w48", (1024, 2048), (1,), skip=("fused", "torchscript", "compile"),
-                    repeats=1),
+    "seg_w48": Spec(
+        "seg_w48", "seg_hrnet_w48", (1024, 2048), (1,), skip=("fused", "torchscript", "compile"), repeats=1
+    ),
     "seg_w18s": Spec("seg_w18s", "seg_hrnet_w18_small_v1", (1024, 2048), (1,)),
     "cls_w18": Spec("cls_w18", "hrnet_w18", (224, 224), (1, 16)),
 }
@@ -81,8 +82,11 @@ def machine_line(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    parts = [f"CPU {cpu}, {default_threads()} cores usable", f"torch {torch.__version__}",
-             f"torch threads {torch.get_num_threads()}"]
+    parts = [
+        f"CPU {cpu}, {default_threads()} cores usable",
+        f"torch {torch.__version__}",
+        f"torch threads {torch.get_num_threads()}",
+    ]
     if onnxruntime_available():
         import onnxruntime
 
@@ -169,8 +173,11 @@ def _openvino(proto: Any, threads: int, precision: str = "f32") -> Callable[[tor
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         path.write_bytes(proto.SerializeToString())
-        compiled = ov.Core().compile_model(ov.convert_model(str(path)), "CPU",
-                                           {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision})
+        compiled = ov.Core().compile_model(
+            ov.convert_model(str(path)),
+            "CPU",
+            {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision},
+        )
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.asarray(compiled(x.numpy())[0]))
@@ -199,8 +206,9 @@ def _inference(fn: Callable[[torch.Tensor], Any]) -> Callable[[torch.Tensor], An
     return run
 
 
-def build_paths(model: nn.Module, spec: Spec, device: torch.device, wanted: list[str]
-                ) -> tuple[dict[str, Callable[[torch.Tensor], Any]], dict[str, float], str]:
+def build_paths(
+    model: nn.Module, spec: Spec, device: torch.device, wanted: list[str]
+) -> tuple[dict[str, Callable[[torch.Tensor], Any]], dict[str, float], str]:
     """Callables per path name (setup seconds alongside) and the name of the path ``auto`` resolves to."""
     paths: dict[str, Callable] = {}
     setup: dict[str, float] = {}
@@ -253,8 +261,9 @@ class Row:
     err: float = 0.0
 
 
-def time_paths(paths: dict[str, Callable], x: torch.Tensor, repeats: int, device: torch.device,
-               ref: Any) -> dict[str, tuple[float, float, float]]:
+def time_paths(
+    paths: dict[str, Callable], x: torch.Tensor, repeats: int, device: torch.device, ref: Any
+) -> dict[str, tuple[float, float, float]]:
     """(median seconds, peak MiB, error vs ``ref``) per path, repetitions interleaved across paths."""
     mem, err, times = {}, {}, {name: [] for name in paths}
     for name, fn in list(paths.items()):  # warm-up: first call per path (compiles / allocates), memory, error
@@ -305,8 +314,10 @@ def bench_model(spec: Spec, device: torch.device, wanted: list[str], repeats: in
         rate = gflop * spec.batches[-1] / sec
         speedup = f"{eager[0] / sec:.2f}x" if eager else "-"
         label = f"{name} (auto)" if name == auto_path else name
-        print(f"| {label} | " + " | ".join(cells) + f" | {mib:.0f} | {err:.1e} | {rate:.0f} ({100 * rate / peak:.0f} %)"
-              f" | {setup[name]:.1f} | {speedup} |")
+        print(
+            f"| {label} | " + " | ".join(cells) + f" | {mib:.0f} | {err:.1e} | {rate:.0f} ({100 * rate / peak:.0f} %)"
+            f" | {setup[name]:.1f} | {speedup} |"
+        )
     if len(spec.batches) > 1 and "eager" in paths:
         b1 = spec.batches[0]
         ratios = ", ".join(f"{n} {results[b1]['eager'][0] / results[b1][n][0]:.2f}x" for n in paths if n != "eager")
@@ -330,8 +341,9 @@ def bench_pose_e2e(device: torch.device, runtime: str, repeats: int) -> None:
     for a in ann["annotations"]:
         x, y, w, h = a["bbox"]
         boxes.setdefault(a["image_id"], []).append([x, y, x + w, y + h])
-    files = [(root / "images" / im["file_name"], np.array(boxes[im["id"]]))
-             for im in ann["images"] if im["id"] in boxes]
+    files = [
+        (root / "images" / im["file_name"], np.array(boxes[im["id"]])) for im in ann["images"] if im["id"] in boxes
+    ]
     people = sum(len(b) for _, b in files)
     ks = load_keypoint_set("coco")
     codec = HeatmapCodec((192, 256))
@@ -360,11 +372,15 @@ def bench_pose_e2e(device: torch.device, runtime: str, repeats: int) -> None:
         models.append(pipeline())
         totals.append(time.perf_counter() - t)
     total, model_only = statistics.median(totals), statistics.median(models)
-    print(f"\n### end to end: pose predict, {len(files)} COCO images, {people} given boxes, flip test, "
-          f"runtime {runner.runtime}\n")
+    print(
+        f"\n### end to end: pose predict, {len(files)} COCO images, {people} given boxes, flip test, "
+        f"runtime {runner.runtime}\n"
+    )
     print("| pipeline | people/s | model-only people/s | end-to-end / model-only |\n|---|---|---|---|")
-    print(f"| read + crop + model (x2 flip) + flip back + decode | {people / total:.1f} | {people / model_only:.1f} | "
-          f"{model_only / total:.2f} |")
+    print(
+        f"| read + crop + model (x2 flip) + flip back + decode | {people / total:.1f} | {people / model_only:.1f} | "
+        f"{model_only / total:.2f} |"
+    )
 
 
 def bench_seg_e2e(device: torch.device, runtime: str, name: str, repeats: int) -> None:
@@ -402,8 +418,10 @@ def bench_seg_e2e(device: torch.device, runtime: str, name: str, repeats: int) -
     total, model_only = statistics.median(totals), statistics.median(models)
     print(f"\n### end to end: seg predict {name}, {len(files)} Cityscapes frame(s) {h}x{w}, runtime {runner.runtime}\n")
     print("| pipeline | frames/s | model-only frames/s | end-to-end / model-only |\n|---|---|---|---|")
-    print(f"| read + normalise + model + upsample + argmax | {1 / total:.2f} | {1 / model_only:.2f} | "
-          f"{model_only / total:.2f} |")
+    print(
+        f"| read + normalise + model + upsample + argmax | {1 / total:.2f} | {1 / model_only:.2f} | "
+        f"{model_only / total:.2f} |"
+    )
 
 
 # ---- training step --------------------------------------------------------------------------------
@@ -411,9 +429,11 @@ def bench_train(device: torch.device, quick: bool) -> None:
     """Seconds per SGD step (forward, loss, backward, update) per task, at small CPU-sized batches."""
     from hrnet.pose.loss import JointsMSELoss
 
-    cases = [("pose_hrnet_w32", (256, 192), 2 if quick else 8, "pose"),
-             ("seg_hrnet_w18_small_v1" if quick else "seg_hrnet_w48", (512, 1024), 2, "seg"),
-             ("hrnet_w18", (224, 224), 4 if quick else 16, "cls")]
+    cases = [
+        ("pose_hrnet_w32", (256, 192), 2 if quick else 8, "pose"),
+        ("seg_hrnet_w18_small_v1" if quick else "seg_hrnet_w48", (512, 1024), 2, "seg"),
+        ("hrnet_w18", (224, 224), 4 if quick else 16, "cls"),
+    ]
     print("\n### training step (SGD, fp32)\n\n| model | input | batch | s/step | img/s |\n|---|---|---|---|---|")
     for name, size, batch, task in cases:
         torch.manual_seed(0)
@@ -437,6 +457,7 @@ def bench_train(device: torch.device, quick: bool) -> None:
 
             def loss_fn(y: torch.Tensor, t: torch.Tensor = labels) -> torch.Tensor:
                 return nn.functional.cross_entropy(y, t)
+
         times = []
         for i in range(2 if quick else 3):
             sync(device)
@@ -454,13 +475,15 @@ def bench_train(device: torch.device, quick: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the GPU section)")
-    parser.add_argument("--quick", action="store_true",
-                        help="pose W32 + cls W18, paths eager / fused+cl / onnxruntime / openvino, fewer repeats")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="pose W32 + cls W18, paths eager / fused+cl / onnxruntime / openvino, fewer repeats",
+    )
     parser.add_argument("--models", nargs="+", choices=list(SPECS), default=None)
     parser.add_argument("--paths", nargs="+", default=None, help="subset of the paths")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per path (default 3, quick 2)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["models", "e2e", "train"],
-                        help="sections to skip")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["models", "e2e", "train"], help="sections to skip")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -470,8 +493,9 @@ def main() -> None:
     wanted = args.paths or [p for p in all_paths if not args.quick or p in QUICK_PATHS or device.type == "cuda"]
     specs = [SPECS[k] for k in (args.models or (["pose_w32", "cls_w18"] if args.quick else list(SPECS)))]
     if device.type == "cuda":  # batch 32 is the GPU target's batch
-        specs = [Spec(s.key, s.name, s.size, (1, 32) if s.batches != (1,) else s.batches, s.skip, s.repeats)
-                 for s in specs]
+        specs = [
+            Spec(s.key, s.name, s.size, (1, 32) if s.batches != (1,) else s.batches, s.skip, s.repeats) for s in specs
+        ]
     print(f"machine: {machine_line(device)}")
     peak = matmul_peak(device)
     print(f"fp32 2048x2048 matmul peak: {peak:.0f} GFLOP/s")
@@ -483,12 +507,19 @@ def main() -> None:
             bench_model(spec, device, wanted, repeats, peak)
     if "e2e" not in args.skip:
         bench_pose_e2e(device, "auto", repeats)
-        bench_seg_e2e(device, "auto", "seg_hrnet_w18_small_v1" if args.quick else "seg_hrnet_w48",
-                      1 if not args.quick else repeats)
+        bench_seg_e2e(
+            device,
+            "auto",
+            "seg_hrnet_w18_small_v1" if args.quick else "seg_hrnet_w48",
+            1 if not args.quick else repeats,
+        )
     if "train" not in args.skip:
         bench_train(device, args.quick)
-    print(f"\n(total {time.perf_counter() - t0:.0f} s; load average now "
-          + " ".join(f"{v:.2f}" for v in os.getloadavg()) + ")")
+    print(
+        f"\n(total {time.perf_counter() - t0:.0f} s; load average now "
+        + " ".join(f"{v:.2f}" for v in os.getloadavg())
+        + ")"
+    )
 
 
 if __name__ == "__main__":

@@ -49,38 +49,48 @@ def pose_config(tmp_path) -> Path:
     anns = {a["id"]: a for a in data["annotations"]}
     good = anns[442619]
     data["images"] += [
-        {"id": 1, "file_name": "missing.jpg", "width": 640, "height": 425},   # missing image
-        {"id": 2, "file_name": "broken.jpg", "width": 640, "height": 425},    # unreadable image
-        {"id": 3, "file_name": "empty.jpg", "width": 640, "height": 425},     # empty image
-        {"id": 785, "file_name": "000000000785.jpg"},                         # duplicate image id
+        {"id": 1, "file_name": "missing.jpg", "width": 640, "height": 425},  # missing image
+        {"id": 2, "file_name": "broken.jpg", "width": 640, "height": 425},  # unreadable image
+        {"id": 3, "file_name": "empty.jpg", "width": 640, "height": 425},  # empty image
+        {"id": 785, "file_name": "000000000785.jpg"},  # duplicate image id
     ]
-    next(i for i in data["images"] if i["id"] == 40083)["width"] += 10        # size differs from the file
+    next(i for i in data["images"] if i["id"] == 40083)["width"] += 10  # size differs from the file
     data["annotations"] += [{**good, "id": 11, "image_id": 1}, {**good, "id": 12, "image_id": 2}]
     kp = list(good["keypoints"])
-    kp[0] = -2000                                                             # keypoint outside the image
+    kp[0] = -2000  # keypoint outside the image
     good["keypoints"] = kp
-    anns[460541]["bbox"] = [5000.0, 10.0, 50.0, 80.0]                         # box outside the image
-    anns[437295]["bbox"] = [10.0, 10.0, 0.0, 80.0]                            # box without area
-    anns[488308]["id"] = 467657                                               # duplicate annotation id
-    anns[531914]["keypoints"] = [str(v) for v in anns[531914]["keypoints"]]   # wrong type
+    anns[460541]["bbox"] = [5000.0, 10.0, 50.0, 80.0]  # box outside the image
+    anns[437295]["bbox"] = [10.0, 10.0, 0.0, 80.0]  # box without area
+    anns[488308]["id"] = 467657  # duplicate annotation id
+    anns[531914]["keypoints"] = [str(v) for v in anns[531914]["keypoints"]]  # wrong type
     (tmp_path / "ann.json").write_text(json.dumps(data))
     cfg = tmp_path / "pose.yaml"
-    cfg.write_text(f"data: {{root: {tmp_path}, train_ann: ann.json, train_images: images, val_ann: ann.json, "
-                   "val_images: images}\n")
+    cfg.write_text(
+        f"data: {{root: {tmp_path}, train_ann: ann.json, train_images: images, val_ann: ann.json, "
+        "val_images: images}\n"
+    )
     return cfg
 
 
 def test_pose_each_planted_problem_counted_once(pose_config):
     report = check_pose_data(load_config(PoseConfig, pose_config))
     assert _counts(report) == {
-        "missing image": 1, "unreadable image": 1, "image size differs from the JSON": 1,
-        "keypoint outside image": 1, "box outside image": 1, "box without area": 1, "duplicate image id": 1,
-        "duplicate annotation id": 1, "bad annotation": 1,
+        "missing image": 1,
+        "unreadable image": 1,
+        "image size differs from the JSON": 1,
+        "keypoint outside image": 1,
+        "box outside image": 1,
+        "box without area": 1,
+        "duplicate image id": 1,
+        "duplicate annotation id": 1,
+        "bad annotation": 1,
     }
     assert report.counts["empty image (no annotated person)"] == 1 and not report.ok
     lines = {k: report.examples[k][0].line() for k in report.counts}
-    assert "ann.json: annotation id 442619" in lines["keypoint outside image"] and "-2000" in lines[
-        "keypoint outside image"]
+    assert (
+        "ann.json: annotation id 442619" in lines["keypoint outside image"]
+        and "-2000" in lines["keypoint outside image"]
+    )
     assert "annotation id 531914" in lines["bad annotation"] and "(a str)" in lines["bad annotation"]
     assert "missing.jpg" in lines["missing image"] and "says 510x333" in lines["image size differs from the JSON"]
 
@@ -102,8 +112,9 @@ def test_clean_sample_passes_and_training_prints_the_summary(tmp_path, caplog):
     from hrnet.pose.train import train
 
     tiny = Path(__file__).resolve().parents[1] / "configs" / "pose" / "sample" / "tiny.yaml"
-    cfg = load_config(PoseConfig, tiny, [f"data.root={SAMPLE}", "data.input_size=[48,64]", "train.epochs=1",
-                                         "train.eval_every=0"])
+    cfg = load_config(
+        PoseConfig, tiny, [f"data.root={SAMPLE}", "data.input_size=[48,64]", "train.epochs=1", "train.eval_every=0"]
+    )
     assert check_pose_data(cfg).ok
     with caplog.at_level(logging.INFO, logger="hrnet.pose"):
         train(cfg, tmp_path, device="cpu")
@@ -136,12 +147,19 @@ def test_seg_folder_each_planted_problem_counted_once(tmp_path, capsys):
     _png(root / "masks" / "value.png", np.where(mask == 1, 7, 0))
     _png(root / "masks" / "ignored.png", np.full((24, 32), 255))
     cfg_file = tmp_path / "seg.yaml"
-    cfg_file.write_text(f"data: {{dataset: folder, root: {root}, num_classes: 2, train_split: train, "
-                        "val_split: train}\n")
+    cfg_file.write_text(
+        f"data: {{dataset: folder, root: {root}, num_classes: 2, train_split: train, val_split: train}}\n"
+    )
     report = check_seg_data(load_config(SegConfig, cfg_file))
-    assert _counts(report) == {"image without mask": 1, "mask without image": 1, "unreadable mask": 1,
-                               "unreadable image": 1, "mask size differs from image": 1,
-                               "label value outside the classes": 1, "mask is all ignore": 1}
+    assert _counts(report) == {
+        "image without mask": 1,
+        "mask without image": 1,
+        "unreadable mask": 1,
+        "unreadable image": 1,
+        "mask size differs from image": 1,
+        "label value outside the classes": 1,
+        "mask is all ignore": 1,
+    }
     assert "value.png" in report.examples["label value outside the classes"][0].where
     assert "[7]" in report.examples["label value outside the classes"][0].message
     assert main(["seg", "check-data", "--config", str(cfg_file), "--json"]) == 1

@@ -46,15 +46,18 @@ def test_fold_bn_matches_hand_computed_values() -> None:
     assert folded(torch.full((1, 1, 1, 1), 3.0)).item() == pytest.approx(2.375)
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("pose_hrnet_w18_small_v1", {}),
-    ("seg_hrnet_w18_small_v1", {}),
-    ("hrnet_w18_small_v1", {"head": "c"}),
-    ("hrnet_w18_small_v1", {"head": "ci"}),
-    ("hrnet_w18_small_v1", {"head": "cii"}),
-    ("hrnet_w18_small_v1", {"features_only": True}),
-    ("hrnet_w18_small_v2", {"stage_blocks": 1}),
-])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("pose_hrnet_w18_small_v1", {}),
+        ("seg_hrnet_w18_small_v1", {}),
+        ("hrnet_w18_small_v1", {"head": "c"}),
+        ("hrnet_w18_small_v1", {"head": "ci"}),
+        ("hrnet_w18_small_v1", {"head": "cii"}),
+        ("hrnet_w18_small_v1", {"features_only": True}),
+        ("hrnet_w18_small_v2", {"stage_blocks": 1}),
+    ],
+)
 def test_fused_model_matches_eager(name: str, kwargs: dict) -> None:
     model = _randomize_bn(hrnet.create_model(name, **TINY, **kwargs))
     n_bn = count_batchnorms(model)
@@ -83,8 +86,9 @@ def test_fold_bn_rejects_mismatched_layers() -> None:
         fold_bn(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(8).eval())
 
 
-@pytest.mark.parametrize("name", ["faster_rcnn_hrnet_w18_small_v1", "fcos_hrnet_w18_small_v1",
-                                  "centernet_hrnet_w18_small_v1"])
+@pytest.mark.parametrize(
+    "name", ["faster_rcnn_hrnet_w18_small_v1", "fcos_hrnet_w18_small_v1", "centernet_hrnet_w18_small_v1"]
+)
 def test_fused_detector_matches_eager(name: str) -> None:
     """Detectors fold too: every backbone BN goes, the pyramid levels (or the V2 map) stay within 1e-5."""
     from hrnet.detection import build_detector

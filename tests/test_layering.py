@@ -46,8 +46,11 @@ def test_no_task_imports_another():
     for path in _files():
         owner = path.relative_to(SRC).parts[0]
         if owner in TASKS:
-            bad = [m for m in _imports(path, False)
-                   if len(m.split(".")) > 1 and m.split(".")[1] in TASKS and m.split(".")[1] != owner]
+            bad = [
+                m
+                for m in _imports(path, False)
+                if len(m.split(".")) > 1 and m.split(".")[1] in TASKS and m.split(".")[1] != owner
+            ]
             assert not bad, f"{path}: imports another task {bad}"
 
 

@@ -27,9 +27,24 @@ from hrnet.models.card import ModelCard, read_card
 REPO = Path(__file__).resolve().parents[1]
 POSE_TINY = REPO / "configs" / "pose" / "sample" / "tiny.yaml"
 SEG_TINY = REPO / "configs" / "seg" / "cityscapes_sample" / "tiny.yaml"
-MPII_NAMES = ["right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax",
-              "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder",
-              "left_elbow", "left_wrist"]
+MPII_NAMES = [
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "pelvis",
+    "thorax",
+    "upper_neck",
+    "head_top",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +55,25 @@ def pose_run(shared_data, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("pose_run")
     mpii = shared_data / "mpii_sample"
-    cfg = load_config(PoseConfig, POSE_TINY, [
-        "data.dataset=mpii", f"data.root={mpii}", "data.train_ann=mpii_annot_sample.json", "data.train_images=images",
-        "data.val_ann=mpii_annot_sample.json", "data.val_images=images", "data.keypoint_set=mpii",
-        "data.input_size=[48,64]", "train.epochs=1", "train.batch_size=4", "train.max_iters_per_epoch=2",
-        "test.flip_test=false", "test.dark=true"])
+    cfg = load_config(
+        PoseConfig,
+        POSE_TINY,
+        [
+            "data.dataset=mpii",
+            f"data.root={mpii}",
+            "data.train_ann=mpii_annot_sample.json",
+            "data.train_images=images",
+            "data.val_ann=mpii_annot_sample.json",
+            "data.val_images=images",
+            "data.keypoint_set=mpii",
+            "data.input_size=[48,64]",
+            "train.epochs=1",
+            "train.batch_size=4",
+            "train.max_iters_per_epoch=2",
+            "test.flip_test=false",
+            "test.dark=true",
+        ],
+    )
     train(cfg, out, device="cpu")
     return out / "model_best.safetensors"
 
@@ -68,12 +97,23 @@ def seg_run(shared_data, tmp_path_factory) -> Path:
     (root / "masks").mkdir()
     shutil.copy(image, root / "images" / "frame.png")
     Image.fromarray(three, mode="L").save(root / "masks" / "frame.png")
-    (root / "classes.yaml").write_text("names: [road, car, other]\n"
-                                       "colors: [[128, 64, 128], [0, 0, 142], [90, 90, 90]]\n")
+    (root / "classes.yaml").write_text(
+        "names: [road, car, other]\ncolors: [[128, 64, 128], [0, 0, 142], [90, 90, 90]]\n"
+    )
     out = tmp_path_factory.mktemp("seg_run")
-    cfg = load_config(SegConfig, SEG_TINY, [
-        "data.dataset=folder", f"data.root={root}", "data.num_classes=3", "data.repeat=2", "train.epochs=1",
-        "train.eval_every=1", "test.flip=true"])
+    cfg = load_config(
+        SegConfig,
+        SEG_TINY,
+        [
+            "data.dataset=folder",
+            f"data.root={root}",
+            "data.num_classes=3",
+            "data.repeat=2",
+            "train.epochs=1",
+            "train.eval_every=1",
+            "test.flip=true",
+        ],
+    )
     train(cfg, out, device="cpu")
     return out / "model_best.safetensors"
 
@@ -108,8 +148,22 @@ def test_pose_card_rebuilds_a_16_keypoint_model(pose_run, shared_data, tmp_path,
 
     # the CLI needs nothing but the weights file
     out = tmp_path / "pred"
-    assert main(["pose", "predict", str(_image(shared_data)), "--weights", str(pose_run), "--out", str(out),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "pose",
+                "predict",
+                str(_image(shared_data)),
+                "--weights",
+                str(pose_run),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "run-001" / "results.json").read_text())
     assert report["keypoint_set"] == "mpii" and report["results"][0]["boxes_source"] == "whole image"
     assert len(report["results"][0]["people"][0]["keypoints"]) == 16 * 3
@@ -119,8 +173,22 @@ def test_pose_card_rebuilds_a_16_keypoint_model(pose_run, shared_data, tmp_path,
     # an explicit keypoint set that disagrees with the weights: an error, never a re-initialised head
     with pytest.raises(ValueError, match="does not match the weights' own set"):
         PoseEstimator(pose_run, keypoint_set="coco", device="cpu")
-    assert main(["pose", "predict", str(_image(shared_data)), "--weights", str(pose_run), "--keypoint-set", "coco",
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "pose",
+                "predict",
+                str(_image(shared_data)),
+                "--weights",
+                str(pose_run),
+                "--keypoint-set",
+                "coco",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "does not match the weights' own set" in capsys.readouterr().err
     # the same weights under another model name, or as another task: errors naming the file
     with pytest.raises(ValueError, match="not a pose_hrnet_w32"):
@@ -147,8 +215,24 @@ def test_seg_card_rebuilds_a_3_class_model(seg_run, shared_data, tmp_path, capsy
     assert sum(record["classes"].values()) == res.labels.size and record["label_file"].endswith(".labels.png")
     capsys.readouterr()
     # an explicit class count that disagrees: exit 2 with one line naming the file
-    assert main(["seg", "predict", str(frame), "--weights", str(seg_run), "--num-classes", "19",
-                 "--model", "seg_hrnet_w18_small_v1", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "seg",
+                "predict",
+                str(frame),
+                "--weights",
+                str(seg_run),
+                "--num-classes",
+                "19",
+                "--model",
+                "seg_hrnet_w18_small_v1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model_best.safetensors" in err[0] and "3 classes" in err[0]
 
@@ -174,8 +258,14 @@ def test_files_without_a_card_keep_working_with_explicit_arguments(tmp_path):
 
 
 def test_card_round_trip_and_validation(tmp_path):
-    card = ModelCard(task="cls", model="hrnet_w18_small_v1", num_outputs=2, labels=["cat", "dog"],
-                     overrides={"width": 8}, meta={"class_ids": ["c", "d"]})
+    card = ModelCard(
+        task="cls",
+        model="hrnet_w18_small_v1",
+        num_outputs=2,
+        labels=["cat", "dog"],
+        overrides={"width": 8},
+        meta={"class_ids": ["c", "d"]},
+    )
     model = hrnet.create_model("hrnet_w18_small_v1", num_classes=2, width=8)
     path = hrnet.save_weights(model, tmp_path / "w.safetensors", card=card)
     assert read_card(path) == card and card.version == hrnet.__version__
@@ -195,23 +285,40 @@ def test_card_round_trip_and_validation(tmp_path):
 def test_hf_hub_source_from_the_local_cache(tmp_path):
     """``hf-hub:org/repo`` resolves through huggingface_hub's cache, offline: no network in tests."""
     pytest.importorskip("huggingface_hub")
-    card = ModelCard(task="cls", model="hrnet_w18_small_v1", num_outputs=3, labels=["a", "b", "c"],
-                     overrides={"width": 8})
+    card = ModelCard(
+        task="cls", model="hrnet_w18_small_v1", num_outputs=3, labels=["a", "b", "c"], overrides={"width": 8}
+    )
     model = hrnet.create_model("hrnet_w18_small_v1", num_classes=3, width=8)
     snapshot = tmp_path / "hub" / "models--someone--tiny-hrnet" / "snapshots" / ("0" * 40)
     snapshot.mkdir(parents=True)
     hrnet.save_weights(model, snapshot / "model.safetensors", card=card)
     (tmp_path / "hub" / "models--someone--tiny-hrnet" / "refs").mkdir()
     (tmp_path / "hub" / "models--someone--tiny-hrnet" / "refs" / "main").write_text("0" * 40)
-    code = ("import hrnet; from hrnet.classification import Classifier; "
-            "m = hrnet.load_model('hf-hub:someone/tiny-hrnet'); c = Classifier('hf-hub:someone/tiny-hrnet'); "
-            "print(m.card.labels, c.class_names)")
+    code = (
+        "import hrnet; from hrnet.classification import Classifier; "
+        "m = hrnet.load_model('hf-hub:someone/tiny-hrnet'); c = Classifier('hf-hub:someone/tiny-hrnet'); "
+        "print(m.card.labels, c.class_names)"
+    )
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "['a', 'b', 'c'] ['a', 'b', 'c']"
-    proc = subprocess.run([sys.executable, "-m", "hrnet", "cls", "predict", str(REPO / "README.md"), "--weights",
-                           "hf-hub:someone/missing"], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hrnet",
+            "cls",
+            "predict",
+            str(REPO / "README.md"),
+            "--weights",
+            "hf-hub:someone/missing",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("hrnet: error:")
 
 
@@ -223,9 +330,15 @@ def test_hf_hub_source_from_the_local_cache(tmp_path):
 def carded_classifier(tmp_path) -> Path:
     torch.manual_seed(0)
     model = hrnet.create_model("hrnet_w18_small_v1", num_classes=3, width=8, stage_blocks=(1, 1, 1))
-    card = ModelCard(task="cls", model="hrnet_w18_small_v1", num_outputs=3, labels=["a", "b", "c"],
-                     overrides={"width": 8, "stage_blocks": [1, 1, 1]}, input_size=[64, 64],
-                     test={"crop_size": 64, "resize_size": 73})
+    card = ModelCard(
+        task="cls",
+        model="hrnet_w18_small_v1",
+        num_outputs=3,
+        labels=["a", "b", "c"],
+        overrides={"width": 8, "stage_blocks": [1, 1, 1]},
+        input_size=[64, 64],
+        test={"crop_size": 64, "resize_size": 73},
+    )
     return hrnet.save_weights(model, tmp_path / "cls.safetensors", card=card)
 
 
@@ -245,8 +358,24 @@ def test_runs_never_overwrite_each_other_and_equal_names_do_not_collide(carded_c
     old = os.umask(0o022)
     try:
         for _ in range(2):
-            assert main(["cls", "predict", str(data), "--weights", str(carded_classifier), "--out", str(out),
-                         "--device", "cpu", "--batch-size", "2"]) == 0
+            assert (
+                main(
+                    [
+                        "cls",
+                        "predict",
+                        str(data),
+                        "--weights",
+                        str(carded_classifier),
+                        "--out",
+                        str(out),
+                        "--device",
+                        "cpu",
+                        "--batch-size",
+                        "2",
+                    ]
+                )
+                == 0
+            )
     finally:
         os.umask(old)
     for run in ("run-001", "run-002"):
@@ -259,8 +388,23 @@ def test_runs_never_overwrite_each_other_and_equal_names_do_not_collide(carded_c
     modes = {oct(p.stat().st_mode & 0o777) for p in (out / "run-001").rglob("*") if p.is_file()}
     assert modes == {"0o644"}  # readable by the team under umask 022 (atomic writes used to give 0600)
     # --exist-ok writes into --out itself
-    assert main(["cls", "predict", str(data / "a" / "x.jpg"), "--weights", str(carded_classifier), "--out",
-                 str(out), "--exist-ok", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "cls",
+                "predict",
+                str(data / "a" / "x.jpg"),
+                "--weights",
+                str(carded_classifier),
+                "--out",
+                str(out),
+                "--exist-ok",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert (out / "results.json").is_file() and (out / "x.jpg").is_file()
 
 
@@ -300,8 +444,22 @@ def test_os_failures_are_one_line(carded_classifier, shared_data, tmp_path, caps
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("hrnet: error:") and expected in err[0], err
     # quoted globs expand; a glob matching nothing is one line too
-    assert main(["cls", "predict", str(Path(image).parent / "n014*.JPEG"), "--weights", str(carded_classifier),
-                 "--out", str(tmp_path / "g"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "cls",
+                "predict",
+                str(Path(image).parent / "n014*.JPEG"),
+                "--weights",
+                str(carded_classifier),
+                "--out",
+                str(tmp_path / "g"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "g" / "run-001" / "results.json").read_text())["done"] == 2
     assert main(["cls", "predict", str(tmp_path / "*.nothing"), "--weights", str(carded_classifier)]) == 2
     assert "matches no images" in capsys.readouterr().err

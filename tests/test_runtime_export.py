@@ -131,8 +131,14 @@ def test_cls_decoded_topk_matches_softmax(tmp_path) -> None:
 
     torch.manual_seed(0)
     model = hrnet.create_model("hrnet_w18_small_v1", num_classes=10, **TINY).eval()
-    card = ModelCard(task="cls", model="hrnet_w18_small_v1", num_outputs=10, labels=list("abcdefghij"),
-                     overrides={"stage_modules": [1, 1, 1]}, input_size=[64, 64])
+    card = ModelCard(
+        task="cls",
+        model="hrnet_w18_small_v1",
+        num_outputs=10,
+        labels=list("abcdefghij"),
+        overrides={"stage_modules": [1, 1, 1]},
+        input_size=[64, 64],
+    )
     path = tmp_path / "cls.onnx"
     export(model, path, card=card, decode=True, topk=3, dynamic_batch=True, check=False)
     x = torch.randn(4, 3, 64, 64)
@@ -153,9 +159,16 @@ def test_pose_export_from_carded_weights_decodes_like_predict_crops(tmp_path, po
     from hrnet.pose.transforms import affine_points, get_affine_transform
 
     ks = load_keypoint_set("coco")
-    card = ModelCard(task="pose", model="pose_hrnet_w18_small_v1", num_outputs=17, labels=list(ks.names),
-                     overrides={"stage_modules": [1, 1, 1]}, input_size=list(POSE_HW),
-                     meta={"keypoint_set": keypoint_set_to_dict(ks)}, test={"shift_heatmap": True})
+    card = ModelCard(
+        task="pose",
+        model="pose_hrnet_w18_small_v1",
+        num_outputs=17,
+        labels=list(ks.names),
+        overrides={"stage_modules": [1, 1, 1]},
+        input_size=list(POSE_HW),
+        meta={"keypoint_set": keypoint_set_to_dict(ks)},
+        test={"shift_heatmap": True},
+    )
     weights = tmp_path / "pose.safetensors"
     hrnet.save_weights(pose_model, weights, card=card)
     decoded = tmp_path / "pose-decode.onnx"
@@ -166,8 +179,12 @@ def test_pose_export_from_carded_weights_decodes_like_predict_crops(tmp_path, po
     codec = HeatmapCodec((POSE_HW[1], POSE_HW[0]))
     kpts_img, scores_ref = predict_crops(pose_model, crops, centers, scales, codec, ks.flip_pairs, flip_test=True)
     # image pixels -> input-crop pixels through each crop's own affine transform
-    kpts_crop = np.stack([affine_points(k, get_affine_transform(c, s, 0.0, codec.input_size))
-                          for k, c, s in zip(kpts_img, centers, scales)])
+    kpts_crop = np.stack(
+        [
+            affine_points(k, get_affine_transform(c, s, 0.0, codec.input_size))
+            for k, c, s in zip(kpts_img, centers, scales)
+        ]
+    )
     keypoints, scores = _run(_session(decoded), crops)
     assert keypoints.shape == (len(crops), 17, 2) and scores.shape == (len(crops), 17)
     assert np.abs(keypoints - kpts_crop).max() < 0.01
@@ -181,9 +198,14 @@ def test_seg_decoded_labels_match_python_path(tmp_path, shared_data) -> None:
 
     torch.manual_seed(0)
     model = hrnet.create_model("seg_hrnet_w18_small_v1", num_classes=19, **TINY).eval()
-    card = ModelCard(task="seg", model="seg_hrnet_w18_small_v1", num_outputs=19,
-                     labels=[str(i) for i in range(19)], overrides={"stage_modules": [1, 1, 1]},
-                     input_size=[128, 256])
+    card = ModelCard(
+        task="seg",
+        model="seg_hrnet_w18_small_v1",
+        num_outputs=19,
+        labels=[str(i) for i in range(19)],
+        overrides={"stage_modules": [1, 1, 1]},
+        input_size=[128, 256],
+    )
     path = tmp_path / "seg.onnx"
     summary = export(model, path, card=card, decode=True, check=False)
     assert summary["outputs"] == ["labels"]
@@ -201,8 +223,24 @@ def test_cls_cli_export_decode_and_torchscript(tmp_path, capsys) -> None:
     from hrnet.cli import main
 
     path = tmp_path / "cls.onnx"
-    assert main(["export", "hrnet_w18_small_v1", "--decode", "--topk", "3", "--input-size", "64", "64",
-                 "--dynamic-batch", "-o", str(path)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "hrnet_w18_small_v1",
+                "--decode",
+                "--topk",
+                "3",
+                "--input-size",
+                "64",
+                "64",
+                "--dynamic-batch",
+                "-o",
+                str(path),
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     card = ModelCard.from_dict(json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[CARD_KEY]))
     assert card.task == "cls" and card.num_outputs == 1000 and card.labels[0]
@@ -212,8 +250,23 @@ def test_cls_cli_export_decode_and_torchscript(tmp_path, capsys) -> None:
     assert np.all(np.diff(scores, axis=1) <= 0) and np.all(scores.sum(1) <= 1 + 1e-5)
 
     ts = tmp_path / "cls.pt"
-    assert main(["export", "hrnet_w18_small_v1", "--format", "torchscript", "--input-size", "64", "64",
-                 "--json", "-o", str(ts)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "hrnet_w18_small_v1",
+                "--format",
+                "torchscript",
+                "--input-size",
+                "64",
+                "64",
+                "--json",
+                "-o",
+                str(ts),
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["max_rel_error"] < 1e-4
     extra = {CARD_KEY: ""}
@@ -229,8 +282,22 @@ def test_export_bad_input_is_one_error_line(tmp_path, capsys) -> None:
     assert main(["export", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hrnet: error:") and "nope.safetensors" in err and "Traceback" not in err
-    assert main(["export", "hrnet_w18_small_v1", "--opset", "13", "--input-size", "64", "64",
-                 "-o", str(tmp_path / "x.onnx")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "hrnet_w18_small_v1",
+                "--opset",
+                "13",
+                "--input-size",
+                "64",
+                "64",
+                "-o",
+                str(tmp_path / "x.onnx"),
+            ]
+        )
+        == 2
+    )
     assert "opset" in capsys.readouterr().err
 
 

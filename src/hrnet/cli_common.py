@@ -39,14 +39,28 @@ def setup_logging() -> None:
 def add_run_options(parser: argparse.ArgumentParser, example: str = "train.optim.lr=5e-4") -> None:
     """The options every task verb shares: ``--set KEY=VALUE ...`` (config overrides, repeatable),
     ``--device`` and ``--debug``. Pass ``args.overrides`` on to :func:`hrnet.engine.config.load_config`."""
-    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help=f"override config fields, e.g. {example}")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override config fields, e.g. {example}",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
-def add_train_verb(sub: argparse._SubParsersAction, *, help: str, example_config: str, default_out: str,
-                   func: Any, example: str = "train.optim.lr=5e-4") -> argparse.ArgumentParser:
+def add_train_verb(
+    sub: argparse._SubParsersAction,
+    *,
+    help: str,
+    example_config: str,
+    default_out: str,
+    func: Any,
+    example: str = "train.optim.lr=5e-4",
+) -> argparse.ArgumentParser:
     """The ``train`` verb, identical for every task: ``--config``, ``--out``, ``--resume`` and the run options."""
     p = sub.add_parser("train", help=help)
     p.add_argument("--config", required=True, help=f"experiment YAML, e.g. {example_config}")
@@ -57,8 +71,9 @@ def add_train_verb(sub: argparse._SubParsersAction, *, help: str, example_config
     return p
 
 
-def add_eval_verb(sub: argparse._SubParsersAction, *, help: str, weights_help: str, json_what: str,
-                  func: Any, example: str) -> argparse.ArgumentParser:
+def add_eval_verb(
+    sub: argparse._SubParsersAction, *, help: str, weights_help: str, json_what: str, func: Any, example: str
+) -> argparse.ArgumentParser:
     """The ``eval`` verb of the config-driven tasks: ``--config``, ``--weights``, ``--json`` and the run
     options; the task adds its own flags (``--results``, ``--split`` ...) on the returned parser."""
     p = sub.add_parser("eval", help=help)
@@ -72,8 +87,14 @@ def add_eval_verb(sub: argparse._SubParsersAction, *, help: str, weights_help: s
 
 def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
     """``--json [OUT]``: write ``what`` as JSON to OUT, or to standard output when no file is named."""
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT",
-                        help=f"write {what} as JSON to OUT (standard output when OUT is left out)")
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="OUT",
+        help=f"write {what} as JSON to OUT (standard output when OUT is left out)",
+    )
 
 
 def emit_json(obj: Any, dest: str | None) -> None:
@@ -86,26 +107,44 @@ def emit_json(obj: Any, dest: str | None) -> None:
         write_json(dest, obj)
 
 
-def add_predict_verb(sub: argparse._SubParsersAction, *, task: str, help: str, func: Any,
-                     example: str, epilog: str | None = None) -> argparse.ArgumentParser:
+def add_predict_verb(
+    sub: argparse._SubParsersAction, *, task: str, help: str, func: Any, example: str, epilog: str | None = None
+) -> argparse.ArgumentParser:
     """The ``predict`` verb with the flags every task shares; the task adds its own after this."""
     p = sub.add_parser("predict", help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image or video files, folders (searched recursively) or quoted globs ('imgs/*.jpg')")
-    p.add_argument("--weights", default=None,
-                   help="weights file or hf-hub:org/repo; one written by hrnet carries its model card and is enough")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image or video files, folders (searched recursively) or quoted globs ('imgs/*.jpg')",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights file or hf-hub:org/repo; one written by hrnet carries its model card and is enough",
+    )
     p.add_argument("--model", default=None, help="model name for weights without a model card")
     p.add_argument("--config", default=None, help="experiment YAML (model, labels, input size, test settings)")
-    p.add_argument("--out", default=f"runs/{task}_predict",
-                   help="output folder; each run writes a fresh subfolder run-NNN in it (default %(default)s)")
+    p.add_argument(
+        "--out",
+        default=f"runs/{task}_predict",
+        help="output folder; each run writes a fresh subfolder run-NNN in it (default %(default)s)",
+    )
     p.add_argument("--exist-ok", action="store_true", help="write into --out itself, replacing same-named outputs")
     add_json_option(p, f"the {task} results (always written to RUN/{RESULTS_FILE} as well)")
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch (default %(default)s)")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="skip unreadable inputs (listed and counted in the results) instead of stopping")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable inputs (listed and counted in the results) instead of stopping",
+    )
     p.add_argument("--no-save", action="store_true", help="write only results.json, no pictures")
-    p.add_argument("--runtime", default="auto", choices=("auto", "eager", "torch", "compile", "onnx"),
-                   help="how the network runs (default auto: the fastest installed runtime, checked against eager)")
+    p.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", "eager", "torch", "compile", "onnx"),
+        help="how the network runs (default auto: the fastest installed runtime, checked against eager)",
+    )
     add_run_options(p, example)
     p.set_defaults(func=func)
     return p
@@ -143,8 +182,9 @@ class _VideoSink:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = rgb.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), video_fps(self.source.path),
-                                          (w, h))
+            self.writer = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), video_fps(self.source.path), (w, h)
+            )
             if not self.writer.isOpened():
                 raise OSError(f"{self.path}: cannot write the video")
         self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -161,8 +201,14 @@ def _umask() -> int:
     return mask
 
 
-def run_predict(args: argparse.Namespace, *, task: str, predict: Callable[[list[Frame]], Sequence[Result]],
-                info: dict[str, Any], notes: Sequence[str] = ()) -> int:
+def run_predict(
+    args: argparse.Namespace,
+    *,
+    task: str,
+    predict: Callable[[list[Frame]], Sequence[Result]],
+    info: dict[str, Any],
+    notes: Sequence[str] = (),
+) -> int:
     """The predict loop of every task: inputs -> batches -> ``predict`` -> pictures + ``results.json``.
 
     Without ``--skip-bad`` the first unreadable input stops the run (exit 2, its name in one line) after
@@ -227,15 +273,25 @@ def run_predict(args: argparse.Namespace, *, task: str, predict: Callable[[list[
         progress.close()
         for sink in sinks.values():
             sink.close()
-        report = {"task": task, **info, "notes": list(notes), "run_dir": str(run_dir), "inputs": len(files),
-                  "done": len(records),
-                  "skipped": skipped, "stopped_by": stopped, "results": records}
+        report = {
+            "task": task,
+            **info,
+            "notes": list(notes),
+            "run_dir": str(run_dir),
+            "inputs": len(files),
+            "done": len(records),
+            "skipped": skipped,
+            "stopped_by": stopped,
+            "results": records,
+        }
         write_json(run_dir / RESULTS_FILE, report, indent=1)
         emit_json(report, args.json)
         extra = f", {len(skipped)} skipped (bad input)" if skipped else ""
         stop = " (stopped by a bad input)" if stopped else ""
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
-        print(f"{task} predict: {len(records)} results from {len(files)} inputs{extra}{stop} -> "
-              f"{run_dir / RESULTS_FILE}", file=sys.stderr)
+        print(
+            f"{task} predict: {len(records)} results from {len(files)} inputs{extra}{stop} -> {run_dir / RESULTS_FILE}",
+            file=sys.stderr,
+        )
     return 0

@@ -69,8 +69,7 @@ class DataReport:
 
     def _rows(self) -> list[tuple[str, str, int]]:
         order = {s: i for i, s in enumerate(SEVERITIES)}
-        return sorted(((k, self.severity[k], n) for k, n in self.counts.items()),
-                      key=lambda r: (order[r[1]], r[0]))
+        return sorted(((k, self.severity[k], n) for k, n in self.counts.items()), key=lambda r: (order[r[1]], r[0]))
 
     def summary(self) -> str:
         """One line: what was checked and how many errors / warnings / notes."""
@@ -100,11 +99,22 @@ class DataReport:
         """The JSON form: task, sources, what was checked, totals, and per problem its severity, count and
         the first findings (up to 50)."""
         return {
-            "task": self.task, "sources": list(self.sources), "checked": dict(self.checked), "ok": self.ok,
-            "errors": self.count("error"), "warnings": self.count("warning"), "notes": self.count("note"),
-            "problems": [{"kind": k, "severity": s, "count": n,
-                          "examples": [{"where": f.where, "message": f.message} for f in self.examples[k]]}
-                         for k, s, n in self._rows()],
+            "task": self.task,
+            "sources": list(self.sources),
+            "checked": dict(self.checked),
+            "ok": self.ok,
+            "errors": self.count("error"),
+            "warnings": self.count("warning"),
+            "notes": self.count("note"),
+            "problems": [
+                {
+                    "kind": k,
+                    "severity": s,
+                    "count": n,
+                    "examples": [{"where": f.where, "message": f.message} for f in self.examples[k]],
+                }
+                for k, s, n in self._rows()
+            ],
         }
 
     def log_summary(self, logger: logging.Logger, command: str = "check-data") -> None:
@@ -116,19 +126,26 @@ class DataReport:
         logger.log(level, "%s\n(run `%s` for the full list)", self.table(examples=1), command)
 
 
-def add_check_data_verb(sub: argparse._SubParsersAction, *, task: str, func: Any, example_config: str,
-                        what: str) -> argparse.ArgumentParser:
+def add_check_data_verb(
+    sub: argparse._SubParsersAction, *, task: str, func: Any, example_config: str, what: str
+) -> argparse.ArgumentParser:
     """The ``check-data`` verb, the same for every task: ``--config``, ``--quick``, ``--json [OUT]``,
     ``--examples N`` and ``--set`` / ``--debug``. ``func(args) -> int`` returns 0 (no errors) or 1."""
     from hrnet.cli_common import add_json_option, add_run_options
 
-    p = sub.add_parser("check-data", help=f"check the {task} dataset of a config: {what}",
-                       description=f"Check the training and validation data of a {task} config: {what}. Prints a "
-                                   "table of problem counts with examples naming the file and annotation; exit "
-                                   "status 1 when an error is found. Training runs the quick form of this check.")
+    p = sub.add_parser(
+        "check-data",
+        help=f"check the {task} dataset of a config: {what}",
+        description=f"Check the training and validation data of a {task} config: {what}. Prints a "
+        "table of problem counts with examples naming the file and annotation; exit "
+        "status 1 when an error is found. Training runs the quick form of this check.",
+    )
     p.add_argument("--config", required=True, help=f"experiment YAML, e.g. {example_config}")
-    p.add_argument("--quick", action="store_true",
-                   help="read image headers only (sizes), do not decode every image (what training runs)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="read image headers only (sizes), do not decode every image (what training runs)",
+    )
     p.add_argument("--examples", type=int, default=5, metavar="N", help="findings listed per problem (default 5)")
     add_json_option(p, "the report")
     add_run_options(p, "data.root=/data/mine")

@@ -52,24 +52,36 @@ def _zoo_card(name: str, input_size: tuple[int, int] | None) -> ModelCard:
         from hrnet.pose.model import keypoint_set_to_dict
 
         ks = load_keypoint_set("coco")
-        return ModelCard(task="pose", model=name, num_outputs=ks.num_keypoints, labels=list(ks.names),
-                         input_size=size, meta={"keypoint_set": keypoint_set_to_dict(ks)},
-                         test={"flip_test": True, "shift_heatmap": True, "dark": False})
+        return ModelCard(
+            task="pose",
+            model=name,
+            num_outputs=ks.num_keypoints,
+            labels=list(ks.names),
+            input_size=size,
+            meta={"keypoint_set": keypoint_set_to_dict(ks)},
+            test={"flip_test": True, "shift_heatmap": True, "dark": False},
+        )
     if task == "seg":
         from hrnet.segmentation.labels import dataset_classes
 
         names, palette, pairs = dataset_classes("cityscapes")
-        return ModelCard(task="seg", model=name, num_outputs=len(names), labels=names, input_size=size,
-                         meta={"palette": [list(c) for c in palette], "flip_pairs": [list(p) for p in pairs]})
+        return ModelCard(
+            task="seg",
+            model=name,
+            num_outputs=len(names),
+            labels=names,
+            input_size=size,
+            meta={"palette": [list(c) for c in palette], "flip_pairs": [list(p) for p in pairs]},
+        )
     from hrnet.classification.classes import imagenet_classes
 
     classes = imagenet_classes()
-    return ModelCard(task="cls", model=name, num_outputs=len(classes), labels=[n for _, n in classes],
-                     input_size=size)
+    return ModelCard(task="cls", model=name, num_outputs=len(classes), labels=[n for _, n in classes], input_size=size)
 
 
-def load_source(source: str | Path, pretrained: bool = False,
-                input_size: tuple[int, int] | None = None) -> tuple[nn.Module, ModelCard]:
+def load_source(
+    source: str | Path, pretrained: bool = False, input_size: tuple[int, int] | None = None
+) -> tuple[nn.Module, ModelCard]:
     """The eval-mode model and its card, from a carded weights file or a zoo name (random or pretrained weights)."""
     text = str(source)
     path = Path(text)
@@ -116,10 +128,22 @@ def decoded_module(model: nn.Module, card: ModelCard, flip: bool = False, topk: 
     return ClsDecoder(model, topk=topk, num_classes=card.num_outputs)
 
 
-def export(source: str | Path | nn.Module, output: str | Path | None = None, *, format: str = "onnx",
-           card: ModelCard | None = None, decode: bool = False, input_size: tuple[int, int] | None = None,
-           dynamic_batch: bool = False, batch_size: int = 1, flip: bool = False, topk: int = 5,
-           opset: int = ONNX_OPSET, pretrained: bool = False, check: bool = True) -> dict[str, Any]:
+def export(
+    source: str | Path | nn.Module,
+    output: str | Path | None = None,
+    *,
+    format: str = "onnx",
+    card: ModelCard | None = None,
+    decode: bool = False,
+    input_size: tuple[int, int] | None = None,
+    dynamic_batch: bool = False,
+    batch_size: int = 1,
+    flip: bool = False,
+    topk: int = 5,
+    opset: int = ONNX_OPSET,
+    pretrained: bool = False,
+    check: bool = True,
+) -> dict[str, Any]:
     """Write ``source`` (weights file, zoo name, or module + ``card``) as ONNX or TorchScript; returns a summary.
 
     ``input_size`` (H, W) defaults to the card's; ``batch_size`` is the exported batch (dynamic with
@@ -154,20 +178,31 @@ def export(source: str | Path | nn.Module, output: str | Path | None = None, *, 
         output = Path(f"{stem}{'-decode' if decode else ''}{SUFFIX[format]}")
     output = Path(output)
     card_json = card.to_json()
-    metadata = {CARD_KEY: card_json, "hrnet.outputs": json.dumps(names), "hrnet.decode": json.dumps(decode),
-                "hrnet.input_size": json.dumps(list(size))}
+    metadata = {
+        CARD_KEY: card_json,
+        "hrnet.outputs": json.dumps(names),
+        "hrnet.decode": json.dumps(decode),
+        "hrnet.input_size": json.dumps(list(size)),
+    }
     if format == "onnx":
-        proto = to_onnx(module, example, dynamic_batch=dynamic_batch, opset=opset, output_names=names,
-                        metadata=metadata)
+        proto = to_onnx(
+            module, example, dynamic_batch=dynamic_batch, opset=opset, output_names=names, metadata=metadata
+        )
         atomic.write_bytes(output, proto.SerializeToString())
     else:
         with torch.no_grad(), quiet_exporter():
             traced = torch.jit.freeze(torch.jit.trace(module, example, check_trace=False))
         with atomic.atomic_path(output) as tmp, quiet_exporter():
             torch.jit.save(traced, str(tmp), _extra_files=metadata)
-    summary: dict[str, Any] = {"path": str(output), "format": format, "task": card.task, "model": card.model,
-                               "decode": decode, "input": [batch_size if not dynamic_batch else "N", 3, *size],
-                               "outputs": names}
+    summary: dict[str, Any] = {
+        "path": str(output),
+        "format": format,
+        "task": card.task,
+        "model": card.model,
+        "decode": decode,
+        "input": [batch_size if not dynamic_batch else "N", 3, *size],
+        "outputs": names,
+    }
     if check:  # against the unfused eager model, so the summary's error includes the folding
         reference = decoded_module(model, card, flip, topk) if decode else model
         summary.update(_check(output, format, reference.eval(), example, dynamic_batch))
@@ -211,17 +246,29 @@ def read_onnx_card(path: str | Path) -> ModelCard | None:
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``hrnet export`` on the top-level subcommands."""
-    p = subparsers.add_parser("export", help="export a model to ONNX or TorchScript (optionally with decoding)",
-                              description=__doc__.splitlines()[0])
+    p = subparsers.add_parser(
+        "export",
+        help="export a model to ONNX or TorchScript (optionally with decoding)",
+        description=__doc__.splitlines()[0],
+    )
     p.add_argument("source", metavar="WEIGHTS_OR_NAME", help="a weights file with a model card, or a zoo name")
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("-o", "--output", default=None, help="output file (default: <name>[-decode].onnx|.pt here)")
-    p.add_argument("--decode", action="store_true",
-                   help="add the task's post-processing to the graph (pose keypoints, seg labels, cls top-k)")
+    p.add_argument(
+        "--decode",
+        action="store_true",
+        help="add the task's post-processing to the graph (pose keypoints, seg labels, cls top-k)",
+    )
     p.add_argument("--flip", action="store_true", help="with --decode: flip test in the graph (pose, seg)")
     p.add_argument("--topk", type=int, default=5, help="with --decode for cls: classes returned (default 5)")
-    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), default=None,
-                   help="input height and width (default: the card's)")
+    p.add_argument(
+        "--input-size",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        default=None,
+        help="input height and width (default: the card's)",
+    )
     p.add_argument("--batch-size", type=int, default=1, help="exported batch size (default 1)")
     p.add_argument("--dynamic-batch", action="store_true", help="make the batch axis dynamic")
     p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (>= 17, default {ONNX_OPSET})")
@@ -237,15 +284,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``hrnet export`` -> 0; bad input raises ValueError / FileNotFoundError (the CLI prints one line)."""
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    summary = export(args.source, args.output, format=args.format, decode=args.decode,
-                     input_size=tuple(args.input_size) if args.input_size else None,
-                     dynamic_batch=args.dynamic_batch, batch_size=args.batch_size, flip=args.flip,
-                     topk=args.topk, opset=args.opset, pretrained=args.pretrained, check=not args.no_check)
+    summary = export(
+        args.source,
+        args.output,
+        format=args.format,
+        decode=args.decode,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        dynamic_batch=args.dynamic_batch,
+        batch_size=args.batch_size,
+        flip=args.flip,
+        topk=args.topk,
+        opset=args.opset,
+        pretrained=args.pretrained,
+        check=not args.no_check,
+    )
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"wrote {summary['path']}  ({summary['format']}, {summary['task']} {summary['model']}, "
-          f"input {'x'.join(str(v) for v in summary['input'])}, outputs {', '.join(summary['outputs'])})")
+    print(
+        f"wrote {summary['path']}  ({summary['format']}, {summary['task']} {summary['model']}, "
+        f"input {'x'.join(str(v) for v in summary['input'])}, outputs {', '.join(summary['outputs'])})"
+    )
     if summary.get("max_rel_error") is not None:
         print(f"  check: max relative error vs eager {summary['max_rel_error']:.1e}")
     if summary.get("equal_fraction") is not None:

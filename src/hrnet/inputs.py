@@ -79,8 +79,11 @@ def expand_inputs(sources: Sequence[str | Path]) -> list[InputFile]:
                 raise ValueError(f"{path}: not an image or video file (suffixes: {', '.join(MEDIA_SUFFIXES)})")
             found.append(path)
         elif _is_glob(text):
-            media = sorted(Path(p) for p in glob.glob(text, recursive=True)
-                           if Path(p).is_file() and Path(p).suffix.lower() in MEDIA_SUFFIXES)
+            media = sorted(
+                Path(p)
+                for p in glob.glob(text, recursive=True)
+                if Path(p).is_file() and Path(p).suffix.lower() in MEDIA_SUFFIXES
+            )
             if not media:
                 raise FileNotFoundError(f"{text}: the pattern matches no images or videos")
             found.extend(media)

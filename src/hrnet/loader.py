@@ -34,8 +34,10 @@ def load_model(src: str | Path, task: str | None = None) -> nn.Module:
     path = resolve_source(src)
     card = read_card(path)
     if card is None:
-        raise ValueError(f"{src}: this weights file has no model card (official, timm, mmpose or mmseg files "
-                         f"have none): give the model name too, e.g. create_model(name) + load_weights(model, path)")
+        raise ValueError(
+            f"{src}: this weights file has no model card (official, timm, mmpose or mmseg files "
+            f"have none): give the model name too, e.g. create_model(name) + load_weights(model, path)"
+        )
     if task is not None and card.task != task:
         raise ValueError(f"{src}: this is a {card.task!r} model ({card.model}), not a {task!r} model")
     model = model_from_card(card)
@@ -50,12 +52,16 @@ def model_from_card(card: ModelCard) -> nn.Module:
 
 
 def _looks_like_file(text: str) -> bool:
-    return text.startswith("hf-hub:") or Path(text).suffix in (".safetensors", ".pth", ".pt", ".bin") \
+    return (
+        text.startswith("hf-hub:")
+        or Path(text).suffix in (".safetensors", ".pth", ".pt", ".bin")
         or Path(text).is_file()
+    )
 
 
-def resolve_model(task: str, source: str | Path | nn.Module, weights: str | Path | None,
-                  build: Callable[[str], nn.Module]) -> tuple[nn.Module, ModelCard | None]:
+def resolve_model(
+    task: str, source: str | Path | nn.Module, weights: str | Path | None, build: Callable[[str], nn.Module]
+) -> tuple[nn.Module, ModelCard | None]:
     """The network behind a facade's first two arguments, and its card when it has one.
 
     ``source`` is a carded weights file (or ``hf-hub:``), a model name, or a built module; ``weights``
@@ -78,8 +84,9 @@ def resolve_model(task: str, source: str | Path | nn.Module, weights: str | Path
         if card.task != task:
             raise ValueError(f"{weights}: this is a {card.task!r} model ({card.model}), not a {task!r} model")
         if card.model != text:
-            raise ValueError(f"{weights}: the weights are a {card.model}, not a {text}; "
-                             f"pass the file alone to use its own model")
+            raise ValueError(
+                f"{weights}: the weights are a {card.model}, not a {text}; pass the file alone to use its own model"
+            )
         model = model_from_card(card)
     else:
         model = build(text)

@@ -117,8 +117,9 @@ class TorchRunner(InferenceRunner):
 
     runtime = "torch"
 
-    def __init__(self, model: nn.Module, device: torch.device, precision: str = "fp32",
-                 channels_last: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, device: torch.device, precision: str = "fp32", channels_last: bool = True
+    ) -> None:
         super().__init__(device)
         self.module = fuse(model).to(device)
         self.channels_last = channels_last
@@ -147,8 +148,14 @@ class CompileRunner(TorchRunner):
 
     runtime = "compile"
 
-    def __init__(self, model: nn.Module, device: torch.device, precision: str = "fp32",
-                 channels_last: bool = True, mode: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        precision: str = "fp32",
+        channels_last: bool = True,
+        mode: str | None = None,
+    ) -> None:
         super().__init__(model, device, precision, channels_last)
         if mode is None:
             mode = "reduce-overhead" if device.type == "cuda" else "default"
@@ -166,9 +173,16 @@ class CompileRunner(TorchRunner):
         return _map_tensors(out, lambda t: t.float().clone() if t.is_floating_point() else t.clone())
 
 
-def to_onnx(module: nn.Module, example: Tensor, *, dynamic_batch: bool = True, opset: int = ONNX_OPSET,
-            input_names: Sequence[str] = ("input",), output_names: Sequence[str] | None = None,
-            metadata: dict[str, str] | None = None) -> Any:
+def to_onnx(
+    module: nn.Module,
+    example: Tensor,
+    *,
+    dynamic_batch: bool = True,
+    opset: int = ONNX_OPSET,
+    input_names: Sequence[str] = ("input",),
+    output_names: Sequence[str] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Any:
     """Export ``module`` on ``example`` with the torch.export-based exporter -> ``onnx.ModelProto``.
 
     H and W are fixed by the example, so every interpolation in the graph gets a constant output
@@ -184,11 +198,18 @@ def to_onnx(module: nn.Module, example: Tensor, *, dynamic_batch: bool = True, o
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
     module = module.eval()
     with torch.no_grad(), quiet_exporter():
-        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset,
-                                    input_names=list(input_names),
-                                    output_names=list(output_names) if output_names else None,
-                                    dynamic_shapes=dynamic_shapes, verbose=False, optimize=True,
-                                    external_data=False)
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=list(input_names),
+            output_names=list(output_names) if output_names else None,
+            dynamic_shapes=dynamic_shapes,
+            verbose=False,
+            optimize=True,
+            external_data=False,
+        )
     proto = program.model_proto
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
@@ -242,9 +263,15 @@ class OnnxRunner(InferenceRunner):
 
     runtime = "onnx"
 
-    def __init__(self, model: nn.Module, device: torch.device, threads: int | None = None,
-                 reference: nn.Module | None = None, tolerance: float = FP32_TOLERANCE,
-                 fallback: Callable[[], InferenceRunner] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        threads: int | None = None,
+        reference: nn.Module | None = None,
+        tolerance: float = FP32_TOLERANCE,
+        fallback: Callable[[], InferenceRunner] | None = None,
+    ) -> None:
         super().__init__(device)
         if not onnxruntime_available():
             raise RuntimeUnavailableError("runtime 'onnx' needs onnxruntime: pip install 'hrnet[onnx]'")
@@ -294,8 +321,10 @@ class OnnxRunner(InferenceRunner):
         new = size not in self.sessions
         out = self._run(self.session(size), x)
         if new and self.reference is not None and len(x) and not self._verify(x, out):
-            msg = (f"onnxruntime output differs from eager by {self.last_error:.2e} relative "
-                   f"(tolerance {self.tolerance:.0e}) for {size[0]}x{size[1]} inputs")
+            msg = (
+                f"onnxruntime output differs from eager by {self.last_error:.2e} relative "
+                f"(tolerance {self.tolerance:.0e}) for {size[0]}x{size[1]} inputs"
+            )
             if self.fallback is None:
                 raise ValueError(msg)
             log.warning("hrnet.runtime: %s; using the torch runtime instead", msg)
@@ -311,10 +340,18 @@ def _resolve_auto(device: torch.device) -> list[str]:
     return ["torch"]
 
 
-def optimize_for_inference(model: nn.Module, runtime: str = "auto",
-                           input_shape: Sequence[int] | None = None, *, device: str | torch.device | None = None,
-                           precision: str = "fp32", threads: int | None = None, check: bool | None = None,
-                           tolerance: float | None = None, compile_mode: str | None = None) -> InferenceRunner:
+def optimize_for_inference(
+    model: nn.Module,
+    runtime: str = "auto",
+    input_shape: Sequence[int] | None = None,
+    *,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    threads: int | None = None,
+    check: bool | None = None,
+    tolerance: float | None = None,
+    compile_mode: str | None = None,
+) -> InferenceRunner:
     """A callable with the outputs of ``model(x)`` on (N, 3, H, W) batches, through the fastest path asked for.
 
     ``model`` must be in eval mode and is not modified (the runners work on a fused copy). ``runtime`` is
@@ -359,7 +396,7 @@ def optimize_for_inference(model: nn.Module, runtime: str = "auto",
 
     last_err: Exception | None = None
     for i, name in enumerate(candidates):
-        rest = candidates[i + 1:]
+        rest = candidates[i + 1 :]
         fallback = (lambda n=rest[0]: build(n, None)) if rest else None
         try:
             runner = build(name, fallback)
@@ -379,8 +416,9 @@ class _CheckFailed(RuntimeUnavailableError):
     """A runtime gave outputs outside the tolerance."""
 
 
-def _warm_and_check(runner: InferenceRunner, reference: nn.Module | None, shape: tuple[int, ...],
-                    tolerance: float, device: torch.device) -> None:
+def _warm_and_check(
+    runner: InferenceRunner, reference: nn.Module | None, shape: tuple[int, ...], tolerance: float, device: torch.device
+) -> None:
     """Run the runner once on ``shape`` (export / compile now) and, with a reference, compare one image."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=gen).to(device)
@@ -395,15 +433,17 @@ def _warm_and_check(runner: InferenceRunner, reference: nn.Module | None, shape:
         ref = reference(x[:1])
     err = relative_error(ref, _map_tensors(out, lambda t: t[:1]))
     if err > tolerance:
-        raise _CheckFailed(f"runtime {runner.runtime!r} differs from eager by {err:.2e} relative "
-                           f"(tolerance {tolerance:.0e})")
+        raise _CheckFailed(
+            f"runtime {runner.runtime!r} differs from eager by {err:.2e} relative (tolerance {tolerance:.0e})"
+        )
 
 
 FACADE_RUNTIMES = ("eager", *RUNTIMES)
 
 
-def facade_forward(model: nn.Module, runtime: str, input_shape: Sequence[int] | None = None,
-                   device: str | torch.device | None = None) -> Callable[[Tensor], Any]:
+def facade_forward(
+    model: nn.Module, runtime: str, input_shape: Sequence[int] | None = None, device: str | torch.device | None = None
+) -> Callable[[Tensor], Any]:
     """What a facade calls instead of ``model(x)``: ``"eager"`` is the model itself; the other names go
     through :func:`optimize_for_inference` (``auto``: the fastest runtime installed and measured correct)."""
     if runtime not in FACADE_RUNTIMES:

@@ -47,8 +47,15 @@ def test_pretrained_file_reinitialises_a_classifier_of_another_size(tmp_path, ca
     torch.manual_seed(0)
     imagenet = hrnet.create_model("hrnet_w18_small_v1", num_classes=1000, **TINY)
     path = hrnet.save_weights(imagenet, tmp_path / "in1k.safetensors")
-    cfg = ClsModelConfig(name="hrnet_w18_small_v1", num_classes=21, pretrained=str(path), width=8,
-                         stage_blocks=[1, 1, 1], stem_width=16, stage1_channels=16)
+    cfg = ClsModelConfig(
+        name="hrnet_w18_small_v1",
+        num_classes=21,
+        pretrained=str(path),
+        width=8,
+        stage_blocks=[1, 1, 1],
+        stem_width=16,
+        stage1_channels=16,
+    )
     with caplog.at_level(logging.WARNING, logger="hrnet"):
         model = build_model(cfg)
     assert "predict 1000 classes, the model 21: classifier re-initialised" in caplog.text

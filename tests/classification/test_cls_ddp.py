@@ -18,8 +18,13 @@ from hrnet.classification.transforms import eval_transform
 
 def _model() -> torch.nn.Module:
     torch.manual_seed(0)  # the same weights in every process
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                               torch.nn.Flatten(), torch.nn.Linear(8, 21))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 21),
+    )
 
 
 def _worker(rank: int, world: int, port: int, root: str, queue) -> None:

@@ -8,14 +8,16 @@ import torch
 from hrnet.classification.metrics import TopKMeter, topk_correct
 
 # 6 samples, 7 classes; the rank of the target (1 = best) is written next to each row, counted by hand
-LOGITS = torch.tensor([
-    [9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],  # target 0: rank 1
-    [0.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0],  # target 2: rank 2
-    [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],  # target 2: rank 5 (7, 6, 5, 4 above it)
-    [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],  # target 1: rank 6
-    [0.5, 0.4, 0.3, 0.2, 0.1, 0.0, -1.0],  # target 6: rank 7
-    [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0],  # target 6: rank 1
-])
+LOGITS = torch.tensor(
+    [
+        [9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],  # target 0: rank 1
+        [0.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0],  # target 2: rank 2
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],  # target 2: rank 5 (7, 6, 5, 4 above it)
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],  # target 1: rank 6
+        [0.5, 0.4, 0.3, 0.2, 0.1, 0.0, -1.0],  # target 6: rank 7
+        [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0],  # target 6: rank 1
+    ]
+)
 TARGETS = torch.tensor([0, 2, 2, 1, 6, 6])
 
 

@@ -23,19 +23,42 @@ MODEL_ARGS = [f"model.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in 
 
 
 def _overrides(folder: Path) -> list[str]:
-    return ["model.name=hrnet_w18_small_v1", "model.num_classes=21", "model.bn_momentum=0.5", *MODEL_ARGS,
-            f"data.train={folder}", f"data.val={folder}", "data.crop_size=64", "data.resize_size=73",
-            "data.crop_scale=[0.6,1.0]", "test.workers=0", "test.batch_size=21"]
+    return [
+        "model.name=hrnet_w18_small_v1",
+        "model.num_classes=21",
+        "model.bn_momentum=0.5",
+        *MODEL_ARGS,
+        f"data.train={folder}",
+        f"data.val={folder}",
+        "data.crop_size=64",
+        "data.resize_size=73",
+        "data.crop_scale=[0.6,1.0]",
+        "test.workers=0",
+        "test.batch_size=21",
+    ]
 
 
 @pytest.fixture(scope="module")
 def trained(sample_folder, tmp_path_factory):
     """One CPU training run (30 steps, SGD Nesterov; lr 0.1 for 42 images -> 0.05 for the batch of 21)."""
     out = tmp_path_factory.mktemp("cls_run")
-    cfg = load_config(ClsConfig, None, _overrides(sample_folder) + [
-        "train.epochs=30", "train.batch_size=21", "train.workers=0", "train.eval_every=30", "train.log_every=1",
-        "train.optim.lr=0.1", "train.optim.nesterov=true", "train.optim.weight_decay=0",
-        "train.schedule.milestones=[22]", "lr_reference_batch=42"])
+    cfg = load_config(
+        ClsConfig,
+        None,
+        _overrides(sample_folder)
+        + [
+            "train.epochs=30",
+            "train.batch_size=21",
+            "train.workers=0",
+            "train.eval_every=30",
+            "train.log_every=1",
+            "train.optim.lr=0.1",
+            "train.optim.nesterov=true",
+            "train.optim.weight_decay=0",
+            "train.schedule.milestones=[22]",
+            "lr_reference_batch=42",
+        ],
+    )
     metrics = train(cfg, out, device="cpu")
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return out, metrics, records
@@ -85,8 +108,24 @@ def test_cli_eval_json_and_predict(trained, sample_folder, sample, labels, tmp_p
     tench = sample / "images" / "n01440764_tench.JPEG"
     mug = sample / "images" / "n03063599_coffee_mug.JPEG"
     # the carded weights alone are enough: no --set, no --model
-    assert main(["cls", "predict", str(tench), str(mug), "--weights", weights, "--device", "cpu",
-                 "--out", str(tmp_path / "pred"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "cls",
+                "predict",
+                str(tench),
+                str(mug),
+                "--weights",
+                weights,
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "pred"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert [r["file"] for r in report["results"]] == [tench.name, mug.name] and report["done"] == 2
     names = {e["class_name"] for e in labels}
@@ -108,8 +147,26 @@ def test_cli_class_count_mismatch(trained, sample_folder, capsys):
     assert "num_classes=1000 but the weights classify 21 classes" in err and "model_best.safetensors" in err
     # --num-classes that differs from the weights at inference: an error, never a re-initialised classifier
     image = str(sample_folder / "n01440764" / "n01440764_tench.JPEG")
-    assert main(["cls", "predict", image, "--weights", weights, "--num-classes", "7", "--classes",
-                 str(_seven(out)), "--device", "cpu", "--out", str(out.parent / "p7")]) == 2
+    assert (
+        main(
+            [
+                "cls",
+                "predict",
+                image,
+                "--weights",
+                weights,
+                "--num-classes",
+                "7",
+                "--classes",
+                str(_seven(out)),
+                "--device",
+                "cpu",
+                "--out",
+                str(out.parent / "p7"),
+            ]
+        )
+        == 2
+    )
     assert "num_classes=7 but the weights classify 21 classes" in capsys.readouterr().err
 
 
@@ -124,8 +181,18 @@ def test_cli_bad_data_folder(sample_folder, tmp_path, capsys):
 
     root = tmp_path / "data"
     shutil.copytree(sample_folder, root)
-    args = ["cls", "eval", "--model", "hrnet_w18_small_v1", "--data", str(root), "--device", "cpu",
-            "--set", *MODEL_ARGS]
+    args = [
+        "cls",
+        "eval",
+        "--model",
+        "hrnet_w18_small_v1",
+        "--data",
+        str(root),
+        "--device",
+        "cpu",
+        "--set",
+        *MODEL_ARGS,
+    ]
     (root / "n01484850").mkdir()  # great white shark: an ImageNet class, but its folder is empty
     assert main(args) == 2 and "n01484850: class folder holds no images" in capsys.readouterr().err
     (root / "n01484850").rmdir()

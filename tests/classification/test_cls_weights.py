@@ -82,8 +82,11 @@ def test_checkpoint_with_another_class_count(tmp_path, sample):
     path = hrnet.save_weights(source, tmp_path / "w21.safetensors")
 
     # a model of 1000 classes: clear error naming both counts and the file, never a new classifier
-    with pytest.raises(HeadMismatchError, match=r"w21.safetensors: the weights predict 21 classes but the model "
-                                                r"has 1000"):
+    with pytest.raises(
+        HeadMismatchError,
+        match=r"w21.safetensors: the weights predict 21 classes but the model "
+        r"has 1000",
+    ):
         hrnet.load_weights(_tiny(1000), path)
     with pytest.raises(ValueError, match="21 classes but the model has 1000"):
         Classifier(_tiny(1000), weights=path, device="cpu")

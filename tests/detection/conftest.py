@@ -11,8 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / ".." / "shared" / "data"
 
 # builder keywords that keep the R-CNN heads cheap on CPU (few proposals and RoIs)
-SMALL_RCNN = dict(rpn_pre_nms_top_n_train=200, rpn_post_nms_top_n_train=100, rpn_pre_nms_top_n_test=100,
-                  rpn_post_nms_top_n_test=50, box_batch_size_per_image=32)
+SMALL_RCNN = dict(
+    rpn_pre_nms_top_n_train=200,
+    rpn_post_nms_top_n_train=100,
+    rpn_pre_nms_top_n_test=100,
+    rpn_post_nms_top_n_test=50,
+    box_batch_size_per_image=32,
+)
 TINY_BACKBONE = dict(stage_modules=(1, 1, 1))
 
 
@@ -37,7 +42,7 @@ def kpt_dir() -> Path:
 def subset_json(src: Path, dst: Path, n_images: int, first: int = 0) -> Path:
     """A COCO file with ``n_images`` images of ``src`` (all categories kept), for fast training tests."""
     data = json.loads(src.read_text())
-    images = data["images"][first:first + n_images]
+    images = data["images"][first : first + n_images]
     ids = {im["id"] for im in images}
     data["images"] = images
     data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]

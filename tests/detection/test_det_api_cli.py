@@ -35,12 +35,22 @@ IMAGES = ("000000391895.jpg", "000000522418.jpg")  # the first two images of the
 
 def _sets(ann: Path, images: Path) -> list[str]:
     """Overrides that make the sample recipe tiny: 2 images, shorter side 128, a 32-channel pyramid."""
-    return ["model.overrides={stage_modules: [1, 1, 1]}",
-            "model.options={neck_channels: 32, rpn_pre_nms_top_n_train: 200, rpn_post_nms_top_n_train: 100, "
-            "rpn_pre_nms_top_n_test: 100, rpn_post_nms_top_n_test: 30, box_batch_size_per_image: 32}",
-            f"data.root={ann.parent}", f"data.train_ann={ann.name}", f"data.val_ann={ann.name}",
-            f"data.train_images={images}", f"data.val_images={images}", "data.min_size=[128]", "data.max_size=160",
-            "train.epochs=1", "train.eval_every=1", "test.score_thresh=0.0", "test.detections_per_img=10"]
+    return [
+        "model.overrides={stage_modules: [1, 1, 1]}",
+        "model.options={neck_channels: 32, rpn_pre_nms_top_n_train: 200, rpn_post_nms_top_n_train: 100, "
+        "rpn_pre_nms_top_n_test: 100, rpn_post_nms_top_n_test: 30, box_batch_size_per_image: 32}",
+        f"data.root={ann.parent}",
+        f"data.train_ann={ann.name}",
+        f"data.val_ann={ann.name}",
+        f"data.train_images={images}",
+        f"data.val_images={images}",
+        "data.min_size=[128]",
+        "data.max_size=160",
+        "train.epochs=1",
+        "train.eval_every=1",
+        "test.score_thresh=0.0",
+        "test.detections_per_img=10",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +78,13 @@ def test_detector_rebuilds_from_its_card(run, det_dir, file_categories):
     assert det.class_names == [file_categories[i] for i in sorted(file_categories)]
     assert det.category_ids == sorted(file_categories) and det.category_ids[-1] == 90  # COCO's ids have gaps
     # the card's test settings (not the defaults 0.05 / 100 / 800 / 1333)
-    assert det.test == {"score_thresh": 0.0, "nms_thresh": 0.5, "detections_per_img": 10, "min_size": 128,
-                        "max_size": 160}
+    assert det.test == {
+        "score_thresh": 0.0,
+        "nms_thresh": 0.5,
+        "detections_per_img": 10,
+        "min_size": 128,
+        "max_size": 160,
+    }
     path = images / IMAGES[0]
     res = det(path)
     with torch.no_grad():
@@ -150,9 +165,15 @@ def test_ground_truth_as_results_scores_one(det_dir):
     for i in range(len(data)):
         t = data.target(i)
         n = len(t["boxes"])
-        res = DetResult(np.zeros((data.image_info(i)["height"], data.image_info(i)["width"], 3), np.uint8),
-                        t["boxes"].numpy(), np.ones(n, np.float32), t["labels"].numpy(), data.class_names,
-                        data.category_ids, masks=t["masks"].numpy().astype(bool))
+        res = DetResult(
+            np.zeros((data.image_info(i)["height"], data.image_info(i)["width"], 3), np.uint8),
+            t["boxes"].numpy(),
+            np.ones(n, np.float32),
+            t["labels"].numpy(),
+            data.class_names,
+            data.category_ids,
+            masks=t["masks"].numpy().astype(bool),
+        )
         results += res.to_coco(image_id=int(t["image_id"]))
     assert {r["category_id"] for r in results} <= set(data.category_ids) and max(r["category_id"] for r in results) > 80
     metrics = evaluate_results(data.coco, results, ("bbox", "segm"))
@@ -163,8 +184,15 @@ def test_plot_draws_boxes_labels_and_masks(tmp_path):
     image = np.zeros((100, 120, 3), np.uint8)
     masks = np.zeros((2, 100, 120), bool)
     masks[0, 30:60, 30:70] = True
-    res = DetResult(image, np.array([[20, 20, 80, 80], [90, 5, 110, 25]], np.float32), np.array([0.9, 0.1], np.float32),
-                    np.array([1, 2]), ["person", "car"], [1, 3], masks=masks)
+    res = DetResult(
+        image,
+        np.array([[20, 20, 80, 80], [90, 5, 110, 25]], np.float32),
+        np.array([0.9, 0.1], np.float32),
+        np.array([1, 2]),
+        ["person", "car"],
+        [1, 3],
+        masks=masks,
+    )
     pic = res.plot()
     assert pic.shape == image.shape and pic.dtype == np.uint8 and not image.any()  # a copy
     assert pic[50, 20].any() and pic[80, 50].any()  # the box outline
@@ -178,8 +206,22 @@ def test_plot_draws_boxes_labels_and_masks(tmp_path):
 
 def test_cli_predict_from_the_card_alone(run, tmp_path):
     weights, _, _, images = run
-    code = main(["det", "predict", str(images / IMAGES[0]), str(images / IMAGES[1]), "--weights", str(weights),
-                 "--out", str(tmp_path / "pred"), "--device", "cpu", "--batch-size", "1"])  # padding-free
+    code = main(
+        [
+            "det",
+            "predict",
+            str(images / IMAGES[0]),
+            str(images / IMAGES[1]),
+            "--weights",
+            str(weights),
+            "--out",
+            str(tmp_path / "pred"),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "1",
+        ]
+    )  # padding-free
     assert code == 0
     run_dir = tmp_path / "pred" / "run-001"
     report = json.loads((run_dir / "results.json").read_text())
@@ -198,8 +240,24 @@ def test_cli_predict_from_the_card_alone(run, tmp_path):
 def test_cli_eval_writes_the_12_coco_numbers(run, tmp_path, capsys):
     weights, sets, ann, _ = run
     out, res = tmp_path / "metrics.json", tmp_path / "results.json"
-    code = main(["det", "eval", "--config", str(FIT), "--weights", str(weights), "--json", str(out), "--results",
-                 str(res), "--device", "cpu", "--set", *sets])
+    code = main(
+        [
+            "det",
+            "eval",
+            "--config",
+            str(FIT),
+            "--weights",
+            str(weights),
+            "--json",
+            str(out),
+            "--results",
+            str(res),
+            "--device",
+            "cpu",
+            "--set",
+            *sets,
+        ]
+    )
     assert code == 0
     metrics = json.loads(out.read_text())
     assert list(metrics) == [f"bbox_{n}" for n in STAT_NAMES]  # Faster R-CNN: boxes only
@@ -221,8 +279,21 @@ def test_cli_eval_writes_the_12_coco_numbers(run, tmp_path, capsys):
 
 def test_mismatching_num_classes_is_exit_2(run, tmp_path, capsys):
     weights, _, _, images = run
-    code = main(["det", "predict", str(images / IMAGES[0]), "--weights", str(weights), "--num-classes", "3",
-                 "--out", str(tmp_path / "p"), "--device", "cpu"])
+    code = main(
+        [
+            "det",
+            "predict",
+            str(images / IMAGES[0]),
+            "--weights",
+            str(weights),
+            "--num-classes",
+            "3",
+            "--out",
+            str(tmp_path / "p"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hrnet: error:") and "num_classes=3" in err[0] and "80" in err[0]
@@ -265,9 +336,26 @@ def test_pose_predict_takes_our_detector(run, person_weights, tmp_path):
     module = hrnet.load_model(person_weights)
     np.testing.assert_allclose(PersonDetector(module, score_thr=0.5, device="cpu")(image), expect, atol=1e-4)
 
-    code = main(["pose", "predict", str(image), "--config", str(POSE_TINY), "--detector", str(person_weights),
-                 "--det-thr", "0.5", "--device", "cpu", "--out", str(tmp_path / "pose"), "--no-save",
-                 "--runtime", "eager"])
+    code = main(
+        [
+            "pose",
+            "predict",
+            str(image),
+            "--config",
+            str(POSE_TINY),
+            "--detector",
+            str(person_weights),
+            "--det-thr",
+            "0.5",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "pose"),
+            "--no-save",
+            "--runtime",
+            "eager",
+        ]
+    )
     assert code == 0
     record = json.loads((tmp_path / "pose" / "run-001" / "results.json").read_text())["results"][0]
     assert record["boxes_source"] == "detector" and len(record["people"]) == len(expect)
@@ -293,8 +381,9 @@ def test_pose_estimator_takes_a_detector_or_its_weights(run, person_weights):
     det = Detector(person_weights, device="cpu")
     expect = det.person_boxes(image, score_thr=0.5)
     for detector in (det, person_weights, str(person_weights), det.person_boxes):
-        pose = PoseEstimator("pose_hrnet_w18_small_v1", detector=detector, device="cpu", runtime="eager",
-                             flip_test=False)
+        pose = PoseEstimator(
+            "pose_hrnet_w18_small_v1", detector=detector, device="cpu", runtime="eager", flip_test=False
+        )
         res = pose(image)
         assert res.boxes_source == "detector" and len(res) == len(expect)
         np.testing.assert_allclose(np.c_[res.boxes, res.box_scores], expect, atol=1e-4)

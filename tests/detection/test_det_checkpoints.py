@@ -22,9 +22,17 @@ K = 3  # object classes
 
 def _model(name: str, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    model = build_detector(name, num_classes=K, backbone_overrides=TINY_BACKBONE, neck_channels=16,
-                           min_size=96, max_size=128, box_score_thresh=0.0, rpn_post_nms_top_n_test=50,
-                           box_detections_per_img=10)
+    model = build_detector(
+        name,
+        num_classes=K,
+        backbone_overrides=TINY_BACKBONE,
+        neck_channels=16,
+        min_size=96,
+        max_size=128,
+        box_score_thresh=0.0,
+        rpn_post_nms_top_n_test=50,
+        box_detections_per_img=10,
+    )
     with torch.no_grad():  # random heads, so any misplaced tensor shows in the predictions
         for name_, p in model.named_parameters():
             if "roi_heads" in name_ or "rpn" in name_:
@@ -90,10 +98,15 @@ def _export(model: torch.nn.Module, mmdet: bool) -> dict:
     return {"meta": {"mmdet_version": "2.x" if mmdet else "0.6.0"}, "state_dict": state}
 
 
-@pytest.mark.parametrize(("name", "mmdet"), [
-    ("mask_rcnn_hrnet_w18_small_v1", False), ("mask_rcnn_hrnet_w18_small_v1", True),
-    ("cascade_mask_rcnn_hrnet_w18_small_v1", False), ("cascade_mask_rcnn_hrnet_w18_small_v1", True),
-])
+@pytest.mark.parametrize(
+    ("name", "mmdet"),
+    [
+        ("mask_rcnn_hrnet_w18_small_v1", False),
+        ("mask_rcnn_hrnet_w18_small_v1", True),
+        ("cascade_mask_rcnn_hrnet_w18_small_v1", False),
+        ("cascade_mask_rcnn_hrnet_w18_small_v1", True),
+    ],
+)
 def test_official_and_mmdet_checkpoints_load(tmp_path, name, mmdet):
     src = _model(name, seed=0)
     ckpt = _export(src, mmdet)
@@ -127,13 +140,16 @@ def test_our_files_round_trip_and_head_mismatch(tmp_path):
     dst = _model("faster_rcnn_hrnet_w18_small_v1", seed=1)
     hrnet.load_weights(dst, path)  # the shared loader reads detector files too ("backbone." keys kept)
     assert all(torch.equal(dst.state_dict()[k], v) for k, v in src.state_dict().items())
-    other = build_detector("faster_rcnn_hrnet_w18_small_v1", num_classes=K + 2, backbone_overrides=TINY_BACKBONE,
-                           neck_channels=16)
+    other = build_detector(
+        "faster_rcnn_hrnet_w18_small_v1", num_classes=K + 2, backbone_overrides=TINY_BACKBONE, neck_channels=16
+    )
     with pytest.raises(ValueError, match="predict"):
         load_detection_weights(other, path)
     result = load_detection_weights(other, path, on_head_mismatch="reinit")
     assert sorted({k.rsplit(".", 1)[0] for k in result.reinitialized}) == [
-        "roi_heads.box_predictor.bbox_pred", "roi_heads.box_predictor.cls_score"]
+        "roi_heads.box_predictor.bbox_pred",
+        "roi_heads.box_predictor.cls_score",
+    ]
     assert torch.equal(other.backbone.body.conv1.weight, src.backbone.body.conv1.weight)
 
 

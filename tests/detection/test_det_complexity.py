@@ -21,13 +21,21 @@ def _count(name: str) -> float:
 
 
 # Table 7 (#param. in M); every one of these our torchvision-shaped builds reproduce to the printed digit
-@pytest.mark.parametrize(("name", "paper"), [
-    ("cascade_rcnn_hrnet_w18", 55.1), ("cascade_rcnn_hrnet_w32", 74.9), ("cascade_rcnn_hrnet_w48", 111.0),
-    ("fcos_hrnet_w18", 17.5), ("fcos_hrnet_w32", 37.3),
-    ("mask_rcnn_hrnet_w18", 30.1), ("mask_rcnn_hrnet_w32", 49.9),
-    ("cascade_mask_rcnn_hrnet_w18", 63.1), ("cascade_mask_rcnn_hrnet_w32", 82.9),
-    ("cascade_mask_rcnn_hrnet_w48", 118.9),
-])
+@pytest.mark.parametrize(
+    ("name", "paper"),
+    [
+        ("cascade_rcnn_hrnet_w18", 55.1),
+        ("cascade_rcnn_hrnet_w32", 74.9),
+        ("cascade_rcnn_hrnet_w48", 111.0),
+        ("fcos_hrnet_w18", 17.5),
+        ("fcos_hrnet_w32", 37.3),
+        ("mask_rcnn_hrnet_w18", 30.1),
+        ("mask_rcnn_hrnet_w32", 49.9),
+        ("cascade_mask_rcnn_hrnet_w18", 63.1),
+        ("cascade_mask_rcnn_hrnet_w32", 82.9),
+        ("cascade_mask_rcnn_hrnet_w48", 118.9),
+    ],
+)
 def test_table7_counts(name, paper):
     assert round(_count(name), 1) == paper
 

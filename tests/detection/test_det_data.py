@@ -29,8 +29,9 @@ def test_contiguous_labels_map_back_to_file_ids(det_dir, raw):
     for i in range(len(ds)):
         t = ds.target(i)
         labels = t["labels"].tolist()
-        file_ids = sorted(a["category_id"] for a in raw["annotations"]
-                          if a["image_id"] == int(t["image_id"]) and not a["iscrowd"])
+        file_ids = sorted(
+            a["category_id"] for a in raw["annotations"] if a["image_id"] == int(t["image_id"]) and not a["iscrowd"]
+        )
         assert sorted(ds.category_ids[lab - 1] for lab in labels) == file_ids
 
 
@@ -64,8 +65,17 @@ def test_unusable_images_are_skipped_and_counted(det_dir, raw, tmp_path):
     # one image keeps only a crowd region, one has a zero-width box only
     data["annotations"] = [a for a in data["annotations"] if a["image_id"] != crowd_image or a["iscrowd"]]
     data["annotations"] = [a for a in data["annotations"] if a["image_id"] != bare]
-    data["annotations"].append({"id": 10**9, "image_id": bare, "category_id": 1, "bbox": [5, 5, 0, 10],
-                                "area": 0, "iscrowd": 0, "segmentation": []})
+    data["annotations"].append(
+        {
+            "id": 10**9,
+            "image_id": bare,
+            "category_id": 1,
+            "bbox": [5, 5, 0, 10],
+            "area": 0,
+            "iscrowd": 0,
+            "segmentation": [],
+        }
+    )
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(data))
     train = CocoDetection(path, det_dir / "images", train=True)

@@ -29,8 +29,11 @@ class Oracle(nn.Module):
             t = dataset.target(i)
             keep = t["labels"] != (-1 if drop_label is None else drop_label)
             self.by_sum[round(float(dataset.load_image(i).sum()), 2)] = {
-                "boxes": t["boxes"][keep], "labels": t["labels"][keep], "scores": torch.ones(int(keep.sum())),
-                "masks": t["masks"][keep][:, None].float()}
+                "boxes": t["boxes"][keep],
+                "labels": t["labels"][keep],
+                "scores": torch.ones(int(keep.sum())),
+                "masks": t["masks"][keep][:, None].float(),
+            }
 
     def forward(self, images):
         return [self.by_sum[round(float(im.sum()), 2)] for im in images]
@@ -57,8 +60,11 @@ def test_category_mapping_round_trips(dataset):
         image_id = dataset.image_ids[i]
         results += to_coco_results(out, image_id, dataset.category_ids)
     # every result carries the file's category id of its annotation
-    gt = {(a["image_id"], tuple(round(v, 1) for v in a["bbox"])): a["category_id"]
-          for a in dataset.coco.dataset["annotations"] if not a["iscrowd"]}
+    gt = {
+        (a["image_id"], tuple(round(v, 1) for v in a["bbox"])): a["category_id"]
+        for a in dataset.coco.dataset["annotations"]
+        if not a["iscrowd"]
+    }
     assert all(gt[(r["image_id"], tuple(round(v, 1) for v in r["bbox"]))] == r["category_id"] for r in results)
     assert evaluate_results(dataset.coco, results)["bbox_AP"] == pytest.approx(1.0)
     # labels taken for file ids (no mapping back): COCO's gaps misplace the classes from id 12 on
@@ -71,8 +77,15 @@ def test_category_mapping_round_trips(dataset):
 def test_no_detection_scores_zero(dataset):
     class Blind(nn.Module):
         def forward(self, images):
-            return [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
-                     "scores": torch.zeros(0), "masks": torch.zeros(0, 1, *im.shape[-2:])} for im in images]
+            return [
+                {
+                    "boxes": torch.zeros(0, 4),
+                    "labels": torch.zeros(0, dtype=torch.int64),
+                    "scores": torch.zeros(0),
+                    "masks": torch.zeros(0, 1, *im.shape[-2:]),
+                }
+                for im in images
+            ]
 
     metrics = evaluate_model(Blind(), dataset, iou_types=("bbox", "segm"))
     assert len(metrics) == 24 and all(v == 0.0 for v in metrics.values())
@@ -81,7 +94,7 @@ def test_no_detection_scores_zero(dataset):
 def test_per_class_ap(dataset):
     person = dataset.cat_to_label[1]
     metrics = evaluate_model(Oracle(dataset, drop_label=person), dataset, iou_types=("bbox",), per_class=True)
-    per_class = {k[len("bbox_AP["):-1]: v for k, v in metrics.items() if k.startswith("bbox_AP[")}
+    per_class = {k[len("bbox_AP[") : -1]: v for k, v in metrics.items() if k.startswith("bbox_AP[")}
     labels = [lab for i in range(len(dataset)) for lab in dataset.target(i)["labels"].tolist()]
     present = {dataset.class_names[lab - 1] for lab in labels}
     assert set(per_class) == present
@@ -99,8 +112,14 @@ class NoisyOracle(Oracle):
             n = len(out["boxes"])
             keep = torch.tensor([k % 3 != 2 for k in range(n)], dtype=torch.bool)
             shift = torch.tensor([[float(k % 7)] * 4 for k in range(n)]).reshape(-1, 4)
-            outs.append({"boxes": (out["boxes"] + shift)[keep], "labels": out["labels"][keep],
-                         "scores": torch.tensor([1.0 / (1 + k) for k in range(n)])[keep], "masks": out["masks"][keep]})
+            outs.append(
+                {
+                    "boxes": (out["boxes"] + shift)[keep],
+                    "labels": out["labels"][keep],
+                    "scores": torch.tensor([1.0 / (1 + k) for k in range(n)])[keep],
+                    "masks": out["masks"][keep],
+                }
+            )
         return outs
 
 

@@ -64,8 +64,9 @@ def test_norm_eval_freezes_statistics_not_affine():
 def test_backbone_takes_imagenet_weights_through_create_model(tmp_path):
     src = hrnet.create_model("hrnet_w18_small_v1", **TINY_BACKBONE)
     path = hrnet.save_weights(src, tmp_path / "imagenet.safetensors")
-    model = build_detector("faster_rcnn_hrnet_w18_small_v1", num_classes=3, weights_backbone=path,
-                           backbone_overrides=TINY_BACKBONE)
+    model = build_detector(
+        "faster_rcnn_hrnet_w18_small_v1", num_classes=3, weights_backbone=path, backbone_overrides=TINY_BACKBONE
+    )
     assert torch.equal(model.backbone.body.conv1.weight, src.conv1.weight)
     fuse = "stage4.0.fuse_layers.0.1.0.weight"
     assert torch.equal(model.backbone.body.state_dict()[fuse], src.state_dict()[fuse])
@@ -77,14 +78,14 @@ def test_names():
     assert "cascade_rcnn_hrnet_w48" in list_detectors() and "fcos_hrnet_w18" in list_detectors()
     with pytest.raises(ValueError, match="unknown detection model"):
         parse_name("yolo_hrnet_w32")
-    model = build_detector("cascade_mask_rcnn_hrnet_w18_small_v1", num_classes=2, backbone_overrides=TINY_BACKBONE,
-                           neck_channels=16)
+    model = build_detector(
+        "cascade_mask_rcnn_hrnet_w18_small_v1", num_classes=2, backbone_overrides=TINY_BACKBONE, neck_channels=16
+    )
     assert framework_of(model) == "cascade_mask_rcnn"
 
 
 def test_cascade_settings():
-    model = cascadercnn_hrnet("hrnet_w18_small_v1", num_classes=5, backbone_overrides=TINY_BACKBONE,
-                              neck_channels=16)
+    model = cascadercnn_hrnet("hrnet_w18_small_v1", num_classes=5, backbone_overrides=TINY_BACKBONE, neck_channels=16)
     heads = model.roi_heads
     assert [m.high_threshold for m in heads.matchers] == [0.5, 0.6, 0.7]
     assert [m.low_threshold for m in heads.matchers] == [0.5, 0.6, 0.7]
@@ -111,8 +112,7 @@ class _Constant(nn.Module):
 
 def test_cascade_score_is_softmax_of_the_mean_logits():
     stage_logits = [[0.0, 2.0, 0.0], [0.0, 0.0, 3.0], [0.0, 1.0, 0.0]]
-    heads = CascadeRoIHeads(_Pool(), [nn.Identity()] * 3, [_Constant(v) for v in stage_logits],
-                            score_thresh=0.0).eval()
+    heads = CascadeRoIHeads(_Pool(), [nn.Identity()] * 3, [_Constant(v) for v in stage_logits], score_thresh=0.0).eval()
     box = torch.tensor([[10.0, 10.0, 50.0, 60.0]])
     result, _ = heads({}, [box], [(100, 100)])
     expected = torch.softmax(torch.tensor(stage_logits).mean(0), 0)  # mmdet: mean of logits, then softmax
@@ -153,8 +153,11 @@ def test_flip_and_keypoint_mirror():
     names = ["nose", "left_eye", "right_eye", "left_ankle", "right_ankle"]
     assert flip_index(names) == [0, 2, 1, 4, 3]
     image = torch.arange(2 * 4, dtype=torch.float32).reshape(1, 2, 4)
-    target = {"boxes": torch.tensor([[0.0, 0.0, 1.0, 2.0]]), "masks": torch.tensor([[[1, 0, 0, 0], [1, 0, 0, 0]]]),
-              "keypoints": torch.tensor([[[0.5, 1, 2], [1.0, 1, 2], [3.0, 1, 2], [0, 0, 0], [0, 0, 0]]])}
+    target = {
+        "boxes": torch.tensor([[0.0, 0.0, 1.0, 2.0]]),
+        "masks": torch.tensor([[[1, 0, 0, 0], [1, 0, 0, 0]]]),
+        "keypoints": torch.tensor([[[0.5, 1, 2], [1.0, 1, 2], [3.0, 1, 2], [0, 0, 0], [0, 0, 0]]]),
+    }
     img2, t2 = hflip(image, target, flip_index(names))
     assert torch.equal(img2[0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
     assert t2["boxes"].tolist() == [[3.0, 0.0, 4.0, 2.0]]  # the mask's column 0 becomes column 3

@@ -22,12 +22,19 @@ from hrnet.engine.config import load_config
 from .conftest import REPO, subset_json
 
 FIT = REPO / "configs" / "det" / "sample" / "fit.yaml"
-RCNN = "{neck_channels: 32, rpn_pre_nms_top_n_train: 200, rpn_post_nms_top_n_train: 100, " \
-       "rpn_pre_nms_top_n_test: 100, rpn_post_nms_top_n_test: 30, box_batch_size_per_image: 32}"
+RCNN = (
+    "{neck_channels: 32, rpn_pre_nms_top_n_train: 200, rpn_post_nms_top_n_train: 100, "
+    "rpn_pre_nms_top_n_test: 100, rpn_post_nms_top_n_test: 30, box_batch_size_per_image: 32}"
+)
 # FCOS: GroupNorm(32) needs 2+ channels per group on the 1x1 stride-128 level of a tiny image
 FRAMEWORKS = {
-    "faster_rcnn": RCNN, "mask_rcnn": RCNN, "cascade_rcnn": RCNN, "cascade_mask_rcnn": RCNN, "keypoint_rcnn": RCNN,
-    "fcos": "{neck_channels: 64, topk_candidates: 100}", "retinanet": "{neck_channels: 32, topk_candidates: 100}",
+    "faster_rcnn": RCNN,
+    "mask_rcnn": RCNN,
+    "cascade_rcnn": RCNN,
+    "cascade_mask_rcnn": RCNN,
+    "keypoint_rcnn": RCNN,
+    "fcos": "{neck_channels: 64, topk_candidates: 100}",
+    "retinanet": "{neck_channels: 32, topk_candidates: 100}",
     "centernet": "{head_channels: 32}",
 }
 LOSSES = {
@@ -45,13 +52,31 @@ LOSSES = {
 
 
 def _config(framework: str, ann: Path, images: Path, extra: tuple[str, ...] = ()) -> DetConfig:
-    return load_config(DetConfig, FIT, [
-        f"model.name={framework}_hrnet_w18_small_v1", "model.overrides={stage_modules: [1, 1, 1]}",
-        f"model.options={FRAMEWORKS[framework]}", f"data.root={ann.parent}", f"data.train_ann={ann.name}",
-        f"data.val_ann={ann.name}", f"data.train_images={images}", f"data.val_images={images}",
-        "data.min_size=[128]", "data.max_size=160", "data.flip_prob=0.5", "data.aspect_ratio_group_factor=3",
-        "train.epochs=1", "train.batch_size=2", "train.eval_every=1", "train.log_every=1",
-        "test.detections_per_img=5", "test.batch_size=2", *extra])
+    return load_config(
+        DetConfig,
+        FIT,
+        [
+            f"model.name={framework}_hrnet_w18_small_v1",
+            "model.overrides={stage_modules: [1, 1, 1]}",
+            f"model.options={FRAMEWORKS[framework]}",
+            f"data.root={ann.parent}",
+            f"data.train_ann={ann.name}",
+            f"data.val_ann={ann.name}",
+            f"data.train_images={images}",
+            f"data.val_images={images}",
+            "data.min_size=[128]",
+            "data.max_size=160",
+            "data.flip_prob=0.5",
+            "data.aspect_ratio_group_factor=3",
+            "train.epochs=1",
+            "train.batch_size=2",
+            "train.eval_every=1",
+            "train.log_every=1",
+            "test.detections_per_img=5",
+            "test.batch_size=2",
+            *extra,
+        ],
+    )
 
 
 @pytest.mark.parametrize("framework", list(FRAMEWORKS))

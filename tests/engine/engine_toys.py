@@ -87,17 +87,32 @@ def ddp_cfg(batch_size: int, bn: bool):
     """The training settings shared by the 1-process and the 2-process runs of the DDP test."""
     from hrnet.engine import OptimConfig, ScheduleConfig, TrainConfig
 
-    return TrainConfig(epochs=2, batch_size=batch_size, workers=0, seed=3, sync_bn=bn, log_every=1,
-                       optim=OptimConfig(name="sgd", lr=0.02, momentum=0.9),
-                       schedule=ScheduleConfig(name="poly", warmup_iters=2))
+    return TrainConfig(
+        epochs=2,
+        batch_size=batch_size,
+        workers=0,
+        seed=3,
+        sync_bn=bn,
+        log_every=1,
+        optim=OptimConfig(name="sgd", lr=0.02, momentum=0.9),
+        schedule=ScheduleConfig(name="poly", warmup_iters=2),
+    )
 
 
 def run_toy_training(out_dir: str, dist, batch_size: int, bn: bool) -> tuple[dict, dict]:
     """Train the toy MLP (optionally with BatchNorm) and return (state_dict, last eval metrics)."""
     from hrnet.engine import Trainer
 
-    trainer = Trainer(make_mlp(bn=bn), ToyRegression(32), ddp_cfg(batch_size, bn), out_dir, mse_loss,
-                      make_evaluate(), best_metric="neg_mse", dist=dist)
+    trainer = Trainer(
+        make_mlp(bn=bn),
+        ToyRegression(32),
+        ddp_cfg(batch_size, bn),
+        out_dir,
+        mse_loss,
+        make_evaluate(),
+        best_metric="neg_mse",
+        dist=dist,
+    )
     metrics = trainer.fit()
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}, metrics
 
@@ -108,8 +123,9 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
     from hrnet.engine import cleanup, init_distributed
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     dist = init_distributed("cpu")
     try:

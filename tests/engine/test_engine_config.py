@@ -41,7 +41,11 @@ def test_defaults_match_the_contract():
     assert (cfg.epochs, cfg.batch_size, cfg.workers, cfg.amp, cfg.accum_steps) == (1, 32, 2, "none", 1)
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.betas) == ("sgd", 0.01, 0.9, (0.9, 0.999))
     assert (cfg.schedule.name, cfg.schedule.gamma, cfg.schedule.power, cfg.schedule.warmup_iters) == (
-        "multistep", 0.1, 0.9, 0)
+        "multistep",
+        0.1,
+        0.9,
+        0,
+    )
     assert cfg.clip_grad_norm is None and cfg.max_iters_per_epoch is None and cfg.eval_every == 1
 
 
@@ -49,8 +53,12 @@ def test_yaml_round_trip(tmp_path):
     cfg = TaskCfg(
         model="pose_hrnet_w48",
         data=DataCfg(root=Path("/x/y"), image_size=(384, 288), classes=["a", "b"], sigma=None),
-        train=TrainConfig(epochs=210, optim=OptimConfig(name="adam", lr=1e-3, betas=(0.8, 0.99)),
-                          schedule=ScheduleConfig(milestones=[170, 200]), clip_grad_norm=5.0),
+        train=TrainConfig(
+            epochs=210,
+            optim=OptimConfig(name="adam", lr=1e-3, betas=(0.8, 0.99)),
+            schedule=ScheduleConfig(milestones=[170, 200]),
+            clip_grad_norm=5.0,
+        ),
         extra={"w": 1.5},
     )
     path = tmp_path / "sub" / "cfg.yaml"
@@ -67,9 +75,19 @@ def test_yaml_round_trip(tmp_path):
 def test_partial_yaml_and_nested_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 5\n  optim:\n    lr: 0.1\n")
-    cfg = load_config(TaskCfg, path, ["train.optim.lr=5e-4", "train.schedule.milestones=[3, 4]",
-                                      "train.clip_grad_norm=null", "data.image_size=[64,48]",
-                                      "train.amp=bf16", "extra.alpha=2", "model=seg_hrnet_w18_small_v1"])
+    cfg = load_config(
+        TaskCfg,
+        path,
+        [
+            "train.optim.lr=5e-4",
+            "train.schedule.milestones=[3, 4]",
+            "train.clip_grad_norm=null",
+            "data.image_size=[64,48]",
+            "train.amp=bf16",
+            "extra.alpha=2",
+            "model=seg_hrnet_w18_small_v1",
+        ],
+    )
     assert cfg.train.epochs == 5
     assert cfg.train.optim.lr == pytest.approx(5e-4)  # YAML 1.1 reads 5e-4 as a string: converted
     assert cfg.train.optim.momentum == 0.9  # untouched defaults stay

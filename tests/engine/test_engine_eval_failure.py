@@ -47,23 +47,34 @@ def _failing_second_eval():
 
 
 def test_failed_evaluation_is_recorded_and_training_goes_on(tmp_path, caplog):
-    trainer = Trainer(make_mlp(), ToyRegression(24), _cfg(), tmp_path, mse_loss, _failing_second_eval(),
-                      best_metric="neg_mse")
+    trainer = Trainer(
+        make_mlp(), ToyRegression(24), _cfg(), tmp_path, mse_loss, _failing_second_eval(), best_metric="neg_mse"
+    )
     with caplog.at_level(logging.ERROR, logger="hrnet.engine"):
         metrics = trainer.fit()
     assert "neg_mse" in metrics
     assert "evaluation after epoch 2 failed: KeyError: 'area'" in caplog.text
     rows = _rows(tmp_path)
     assert [(r["type"], r["epoch"]) for r in rows if r["type"].startswith("eval")] == [
-        ("eval", 1), ("eval_error", 2), ("eval", 3)]
+        ("eval", 1),
+        ("eval_error", 2),
+        ("eval", 3),
+    ]
     assert next(r for r in rows if r["type"] == "eval_error")["error"] == "KeyError: 'area'"
     state = load_checkpoint(tmp_path / "last.pt", map_location="cpu")
     assert state["epoch"] == 3 and state["eval_pending"] is False
 
 
 def test_stop_on_evaluation_error_keeps_the_epoch(tmp_path):
-    trainer = Trainer(make_mlp(), ToyRegression(24), _cfg(on_eval_error="stop"), tmp_path, mse_loss,
-                      _failing_second_eval(), best_metric="neg_mse")
+    trainer = Trainer(
+        make_mlp(),
+        ToyRegression(24),
+        _cfg(on_eval_error="stop"),
+        tmp_path,
+        mse_loss,
+        _failing_second_eval(),
+        best_metric="neg_mse",
+    )
     with pytest.raises(EvaluationError, match=r"after epoch 2 failed: KeyError: 'area'.*--resume .*last.pt"):
         trainer.fit()
     state = load_checkpoint(tmp_path / "last.pt", map_location="cpu")
@@ -92,8 +103,9 @@ def test_killed_evaluation_leaves_the_checkpoint_and_resume_evaluates_it(tmp_pat
     state = load_checkpoint(tmp_path / "last.pt", map_location="cpu")
     assert state["epoch"] == 1 and state["eval_pending"] is True
 
-    trainer = Trainer(make_mlp(), ToyRegression(24), _cfg(epochs=2), tmp_path, mse_loss, make_evaluate(),
-                      best_metric="neg_mse")
+    trainer = Trainer(
+        make_mlp(), ToyRegression(24), _cfg(epochs=2), tmp_path, mse_loss, make_evaluate(), best_metric="neg_mse"
+    )
     torch.testing.assert_close(state["model"]["0.weight"], load_checkpoint(tmp_path / "last.pt")["model"]["0.weight"])
     trainer.fit(resume=tmp_path / "last.pt")
     evals = [(r["type"], r["epoch"]) for r in _rows(tmp_path) if r["type"].startswith("eval")]

@@ -40,8 +40,17 @@ def _cfg(**kw) -> TrainConfig:
 
 
 def _train(out: Path, cfg: TrainConfig, loss_fn=mse_loss, resume=None, dropout=0.2, **kw):
-    trainer = Trainer(make_mlp(dropout=dropout), ToyRegression(24), cfg, out, loss_fn, make_evaluate(),
-                      best_metric="neg_mse", dist=CPU, **kw)
+    trainer = Trainer(
+        make_mlp(dropout=dropout),
+        ToyRegression(24),
+        cfg,
+        out,
+        loss_fn,
+        make_evaluate(),
+        best_metric="neg_mse",
+        dist=CPU,
+        **kw,
+    )
     return trainer, trainer.fit(resume=resume)
 
 
@@ -97,8 +106,14 @@ def test_gradient_accumulation_matches_big_batch(tmp_path):
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_on_cpu_trains(tmp_path, amp):
-    cfg = _cfg(epochs=6, amp=amp, deterministic=False, log_every=1,
-               schedule=ScheduleConfig(name="constant"), optim=OptimConfig(name="adam", lr=0.05))
+    cfg = _cfg(
+        epochs=6,
+        amp=amp,
+        deterministic=False,
+        log_every=1,
+        schedule=ScheduleConfig(name="constant"),
+        optim=OptimConfig(name="adam", lr=0.05),
+    )
     trainer, metrics = _train(tmp_path, cfg, dropout=0.0)
     recs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in recs if r["type"] == "train")
@@ -124,8 +139,17 @@ def test_outputs_on_disk_and_best_selection(tmp_path):
 
     cfg = _cfg(deterministic=False)
     config_dict = {"task": "toy", "train": {"epochs": 3}}
-    trainer = Trainer(make_mlp(), ToyRegression(24), cfg, tmp_path, mse_loss, evaluate, best_metric="acc",
-                      dist=CPU, config_dict=config_dict)
+    trainer = Trainer(
+        make_mlp(),
+        ToyRegression(24),
+        cfg,
+        tmp_path,
+        mse_loss,
+        evaluate,
+        best_metric="acc",
+        dist=CPU,
+        config_dict=config_dict,
+    )
     metrics = trainer.fit()
     assert metrics == {"acc": 0.7}
     assert trainer.model.training
@@ -163,17 +187,31 @@ def test_eval_every_and_lower_is_better(tmp_path):
     assert [r["epoch"] for r in recs if r["type"] == "eval"] == [2, 3]  # every 2 epochs and at the end
 
     scripted = iter([3.0, 1.0, 2.0])
-    trainer = Trainer(make_mlp(), ToyRegression(24), _cfg(deterministic=False), tmp_path / "low", mse_loss,
-                      lambda model, dist: {"top1": 0.0, "err": next(scripted)}, best_metric="err",
-                      higher_is_better=False, dist=CPU)
+    trainer = Trainer(
+        make_mlp(),
+        ToyRegression(24),
+        _cfg(deterministic=False),
+        tmp_path / "low",
+        mse_loss,
+        lambda model, dist: {"top1": 0.0, "err": next(scripted)},
+        best_metric="err",
+        higher_is_better=False,
+        dist=CPU,
+    )
     trainer.fit()
     assert trainer.best == {"metric": "err", "value": 1.0, "epoch": 2}
     assert load_checkpoint(tmp_path / "low" / "best.pt")["epoch"] == 2
 
 
 def test_max_iters_and_clipping(tmp_path):
-    cfg = _cfg(epochs=2, max_iters_per_epoch=2, clip_grad_norm=1e-3, deterministic=False,
-               schedule=ScheduleConfig(name="constant"), optim=OptimConfig(name="sgd", lr=1.0, momentum=0.0))
+    cfg = _cfg(
+        epochs=2,
+        max_iters_per_epoch=2,
+        clip_grad_norm=1e-3,
+        deterministic=False,
+        schedule=ScheduleConfig(name="constant"),
+        optim=OptimConfig(name="sgd", lr=1.0, momentum=0.0),
+    )
     model = make_mlp()
     before = [p.detach().clone() for p in model.parameters()]
     trainer = Trainer(model, ToyRegression(24), cfg, tmp_path, mse_loss, dist=CPU)

@@ -9,22 +9,36 @@ from __future__ import annotations
 
 
 def _bn(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
-            f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}
+    return {
+        f"{prefix}.weight": (c,),
+        f"{prefix}.bias": (c,),
+        f"{prefix}.running_mean": (c,),
+        f"{prefix}.running_var": (c,),
+        f"{prefix}.num_batches_tracked": (),
+    }
 
 
 def _bottleneck(p: str, cin: int, planes: int) -> dict:
-    keys = {f"{p}.conv1.weight": (planes, cin, 1, 1), **_bn(f"{p}.bn1", planes),
-            f"{p}.conv2.weight": (planes, planes, 3, 3), **_bn(f"{p}.bn2", planes),
-            f"{p}.conv3.weight": (planes * 4, planes, 1, 1), **_bn(f"{p}.bn3", planes * 4)}
+    keys = {
+        f"{p}.conv1.weight": (planes, cin, 1, 1),
+        **_bn(f"{p}.bn1", planes),
+        f"{p}.conv2.weight": (planes, planes, 3, 3),
+        **_bn(f"{p}.bn2", planes),
+        f"{p}.conv3.weight": (planes * 4, planes, 1, 1),
+        **_bn(f"{p}.bn3", planes * 4),
+    }
     if cin != planes * 4:
         keys |= {f"{p}.downsample.0.weight": (planes * 4, cin, 1, 1), **_bn(f"{p}.downsample.1", planes * 4)}
     return keys
 
 
 def _basic(p: str, c: int) -> dict:
-    return {f"{p}.conv1.weight": (c, c, 3, 3), **_bn(f"{p}.bn1", c), f"{p}.conv2.weight": (c, c, 3, 3),
-            **_bn(f"{p}.bn2", c)}
+    return {
+        f"{p}.conv1.weight": (c, c, 3, 3),
+        **_bn(f"{p}.bn1", c),
+        f"{p}.conv2.weight": (c, c, 3, 3),
+        **_bn(f"{p}.bn2", c),
+    }
 
 
 def official_backbone(C: int, last_module_all_outputs: bool) -> dict[str, tuple[int, ...]]:
@@ -34,8 +48,12 @@ def official_backbone(C: int, last_module_all_outputs: bool) -> dict[str, tuple[
         keys |= _bottleneck(f"layer1.{u}", 256 if u else 64, 64)
     widths = [C, 2 * C, 4 * C, 8 * C]
     # transition1: 256 -> C (3x3, stride 1) and 256 -> 2C (3x3, stride 2)
-    keys |= {"transition1.0.0.weight": (C, 256, 3, 3), **_bn("transition1.0.1", C),
-             "transition1.1.0.0.weight": (2 * C, 256, 3, 3), **_bn("transition1.1.0.1", 2 * C)}
+    keys |= {
+        "transition1.0.0.weight": (C, 256, 3, 3),
+        **_bn("transition1.0.1", C),
+        "transition1.1.0.0.weight": (2 * C, 256, 3, 3),
+        **_bn("transition1.1.0.1", 2 * C),
+    }
     for stage, (modules, n) in enumerate([(1, 2), (4, 3), (3, 4)], start=2):
         if stage > 2:  # the new, lower stream comes from the previous lowest one by a strided 3x3
             t = f"transition{stage - 1}.{n - 1}.0"
@@ -60,12 +78,18 @@ def official_backbone(C: int, last_module_all_outputs: bool) -> dict[str, tuple[
 def official_pose(C: int, joints: int = 17) -> dict[str, tuple[int, ...]]:
     """pose_hrnet (HRNet/deep-high-resolution-net): stage 4 ends with the high-resolution output only."""
     return official_backbone(C, last_module_all_outputs=False) | {
-        "final_layer.weight": (joints, C, 1, 1), "final_layer.bias": (joints,)}
+        "final_layer.weight": (joints, C, 1, 1),
+        "final_layer.bias": (joints,),
+    }
 
 
 def official_seg(C: int, classes: int = 19) -> dict[str, tuple[int, ...]]:
     """seg_hrnet (HRNet/HRNet-Semantic-Segmentation): V2 concat (15C) -> last_layer."""
     c = 15 * C
     return official_backbone(C, last_module_all_outputs=True) | {
-        "last_layer.0.weight": (c, c, 1, 1), "last_layer.0.bias": (c,), **_bn("last_layer.1", c),
-        "last_layer.3.weight": (classes, c, 1, 1), "last_layer.3.bias": (classes,)}
+        "last_layer.0.weight": (c, c, 1, 1),
+        "last_layer.0.bias": (c,),
+        **_bn("last_layer.1", c),
+        "last_layer.3.weight": (classes, c, 1, 1),
+        "last_layer.3.bias": (classes,),
+    }

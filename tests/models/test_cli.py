@@ -31,6 +31,7 @@ def test_list_and_unknown_name(capsys):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "hrnet.cli", "info", "hrnet_w18", "--json"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "hrnet.cli", "info", "hrnet_w18", "--json"], capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout)["params"] == 21_299_004

@@ -51,8 +51,9 @@ def _random_state(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]
     return out
 
 
-@pytest.mark.parametrize(("name", "layout"),
-                         [("pose_hrnet_w32", official_pose(32)), ("seg_hrnet_w48", official_seg(48))])
+@pytest.mark.parametrize(
+    ("name", "layout"), [("pose_hrnet_w32", official_pose(32)), ("seg_hrnet_w48", official_seg(48))]
+)
 def test_state_dict_keys_equal_official_layout(name, layout):
     own = {k: tuple(v.shape) for k, v in hrnet.create_model(name).state_dict().items()}
     assert own == layout
@@ -64,14 +65,16 @@ def test_official_pose_file_loads_strictly(tmp_path):
     torch.save(state, path)
     model = hrnet.create_model("pose_hrnet_w32")
     hrnet.load_weights(model, path)
-    assert torch.equal(model.state_dict()["stage4.2.fuse_layers.0.3.1.running_var"],
-                       state["stage4.2.fuse_layers.0.3.1.running_var"])
+    assert torch.equal(
+        model.state_dict()["stage4.2.fuse_layers.0.3.1.running_var"], state["stage4.2.fuse_layers.0.3.1.running_var"]
+    )
 
 
 def test_official_seg_file_with_model_prefix_and_loss_weight(tmp_path):
     """Official segmentation files: keys under ``model.``, a ``loss.criterion.weight``, no num_batches_tracked."""
-    state = {f"model.{k}": v for k, v in _random_state(official_seg(18)).items()
-             if not k.endswith("num_batches_tracked")}
+    state = {
+        f"model.{k}": v for k, v in _random_state(official_seg(18)).items() if not k.endswith("num_batches_tracked")
+    }
     state["loss.criterion.weight"] = torch.ones(19)
     path = tmp_path / "hrnet_w18_cityscapes.pth"
     torch.save({"state_dict": state, "epoch": 3}, path)
@@ -85,9 +88,11 @@ def test_mmseg_layout_maps_onto_last_layer():
     ref["last_layer.0.bias"].zero_()  # mmseg's head conv has no bias
     mm = {}
     for k, v in ref.items():
-        k2 = (k.replace("last_layer.0.", "decode_head.convs.0.conv.")
-              .replace("last_layer.1.", "decode_head.convs.0.bn.")
-              .replace("last_layer.3.", "decode_head.conv_seg."))
+        k2 = (
+            k.replace("last_layer.0.", "decode_head.convs.0.conv.")
+            .replace("last_layer.1.", "decode_head.convs.0.bn.")
+            .replace("last_layer.3.", "decode_head.conv_seg.")
+        )
         if k2 == "decode_head.convs.0.conv.bias":
             continue
         mm[k2 if k2.startswith("decode_head") else f"backbone.{k}"] = v

@@ -17,10 +17,12 @@ H, W = 864, 900  # the image of the issue: 900 wide, 864 high
 
 
 def test_clip_and_drop_counted():
-    boxes = [[10, 20, 200, 300, 0.9],            # inside: unchanged
-             [-50, -40, 5000, 4983, 0.8],         # far beyond: clipped to the image
-             [950, 10, 1200, 200, 0.7],           # wholly right of the image: dropped
-             [10, -300, 100, 0, 0.6]]             # wholly above (ends on the border): dropped
+    boxes = [
+        [10, 20, 200, 300, 0.9],  # inside: unchanged
+        [-50, -40, 5000, 4983, 0.8],  # far beyond: clipped to the image
+        [950, 10, 1200, 200, 0.7],  # wholly right of the image: dropped
+        [10, -300, 100, 0, 0.6],
+    ]  # wholly above (ends on the border): dropped
     valid, counts = validate_boxes(boxes, (H, W))
     assert counts == {"clipped": 1, "outside": 2, "bad": 0}
     np.testing.assert_allclose(valid, [[10, 20, 200, 300, 0.9], [0, 0, W, H, 0.8]])
@@ -38,13 +40,16 @@ def test_border_box_of_a_detector_is_not_clipped():
     assert counts == {"clipped": 0, "outside": 0, "bad": 0} and valid.shape == (1, 5)
 
 
-@pytest.mark.parametrize("box, why", [
-    ([10, 20, math.nan, 300], "holds NaN"),
-    ([10, 20, 200, math.inf], "holds an infinite value"),
-    ([10, 20, 200, 300, math.nan], "holds NaN"),
-    ([10, 20, 10, 300], "has no area"),
-    ([200, 20, 10, 300], "has no area"),
-])
+@pytest.mark.parametrize(
+    "box, why",
+    [
+        ([10, 20, math.nan, 300], "holds NaN"),
+        ([10, 20, 200, math.inf], "holds an infinite value"),
+        ([10, 20, 200, 300, math.nan], "holds NaN"),
+        ([10, 20, 10, 300], "has no area"),
+        ([200, 20, 10, 300], "has no area"),
+    ],
+)
 def test_bad_boxes_are_named_or_counted(box, why):
     boxes = [[1, 1, 50, 50], box]
     with pytest.raises(BoxError, match=rf"^img.jpg: box 1 \[.*\] {why}"):
@@ -70,8 +75,9 @@ def test_dict_and_coco_list_formats_agree_on_zero_area(tmp_path):
     """A zero-area box: the same error whichever file format carried it (it used to abort in one format and
     vanish silently in the other)."""
     as_dict = load_boxes_file(_json(tmp_path / "d.json", {"a.jpg": [[10, 10, 10, 50, 0.9]]}))
-    as_list = load_boxes_file(_json(tmp_path / "l.json", [{"image_id": 7, "category_id": 1, "bbox": [10, 10, 0, 40],
-                                                           "score": 0.9}]))
+    as_list = load_boxes_file(
+        _json(tmp_path / "l.json", [{"image_id": 7, "category_id": 1, "bbox": [10, 10, 0, 40], "score": 0.9}])
+    )
     for table, file in ((as_dict, Path("a.jpg")), (as_list, Path("000007.jpg"))):
         with pytest.raises(BoxError, match="box 0 .* has no area"):
             validate_boxes(boxes_for(table, file), (H, W))

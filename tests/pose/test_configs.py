@@ -10,11 +10,13 @@ from hrnet.engine.config import load_config
 from hrnet.pose.config import PoseConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "pose"
-OFFICIAL = {"coco/w32_256x192.yaml": ("pose_hrnet_w32", [192, 256]),
-            "coco/w32_384x288.yaml": ("pose_hrnet_w32", [288, 384]),
-            "coco/w48_256x192.yaml": ("pose_hrnet_w48", [192, 256]),
-            "coco/w48_384x288.yaml": ("pose_hrnet_w48", [288, 384]),
-            "mpii/w32_256x256.yaml": ("pose_hrnet_w32", [256, 256])}
+OFFICIAL = {
+    "coco/w32_256x192.yaml": ("pose_hrnet_w32", [192, 256]),
+    "coco/w32_384x288.yaml": ("pose_hrnet_w32", [288, 384]),
+    "coco/w48_256x192.yaml": ("pose_hrnet_w48", [192, 256]),
+    "coco/w48_384x288.yaml": ("pose_hrnet_w48", [288, 384]),
+    "mpii/w32_256x256.yaml": ("pose_hrnet_w32", [256, 256]),
+}
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))

@@ -33,19 +33,50 @@ from hrnet.pose.keypoints import (
 )
 
 # a 14-keypoint subset of COCO (no nose, no eyes), right side first: the order of the custom file
-NAMES14 = ["right_shoulder", "right_elbow", "right_wrist", "right_hip", "right_knee", "right_ankle",
-           "left_shoulder", "left_elbow", "left_wrist", "left_hip", "left_knee", "left_ankle", "left_ear", "right_ear"]
+NAMES14 = [
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_ear",
+    "right_ear",
+]
 SKELETON_1BASED = [[1, 2], [2, 3], [4, 5], [5, 6], [7, 8], [8, 9], [10, 11], [11, 12], [1, 7], [4, 10], [13, 14]]
 # COCO's OKS sigmas by name, typed from the COCO keypoint evaluation
-COCO_SIGMA = {"left_ear": 0.035, "right_ear": 0.035, "left_shoulder": 0.079, "right_shoulder": 0.079,
-              "left_elbow": 0.072, "right_elbow": 0.072, "left_wrist": 0.062, "right_wrist": 0.062,
-              "left_hip": 0.107, "right_hip": 0.107, "left_knee": 0.087, "right_knee": 0.087,
-              "left_ankle": 0.089, "right_ankle": 0.089}
+COCO_SIGMA = {
+    "left_ear": 0.035,
+    "right_ear": 0.035,
+    "left_shoulder": 0.079,
+    "right_shoulder": 0.079,
+    "left_elbow": 0.072,
+    "right_elbow": 0.072,
+    "left_wrist": 0.062,
+    "right_wrist": 0.062,
+    "left_hip": 0.107,
+    "right_hip": 0.107,
+    "left_knee": 0.087,
+    "right_knee": 0.087,
+    "left_ankle": 0.089,
+    "right_ankle": 0.089,
+}
 TINY = Path(__file__).resolve().parents[2] / "configs" / "pose" / "sample" / "tiny.yaml"
 
 
-def _custom(coco_dir: Path, *, strip: tuple[str, ...] = ("area", "iscrowd", "num_keypoints"),
-            segmentation: bool = True, crowd_index: dict[int, float] | None = None) -> dict:
+def _custom(
+    coco_dir: Path,
+    *,
+    strip: tuple[str, ...] = ("area", "iscrowd", "num_keypoints"),
+    segmentation: bool = True,
+    crowd_index: dict[int, float] | None = None,
+) -> dict:
     """The COCO sample rewritten as a 14-keypoint dataset of another source (see the module docstring)."""
     data = json.loads((coco_dir / "person_keypoints_sample.json").read_text())
     order = [COCO_KEYPOINTS.names.index(n) for n in NAMES14]
@@ -56,8 +87,9 @@ def _custom(coco_dir: Path, *, strip: tuple[str, ...] = ("area", "iscrowd", "num
             ann.pop(key, None)
         if not segmentation:
             ann.pop("segmentation", None)
-    data["categories"] = [{"id": 1, "name": "person", "supercategory": "person", "keypoints": NAMES14,
-                           "skeleton": SKELETON_1BASED}]
+    data["categories"] = [
+        {"id": 1, "name": "person", "supercategory": "person", "keypoints": NAMES14, "skeleton": SKELETON_1BASED}
+    ]
     for img in data["images"]:
         if crowd_index is not None:
             img["crowdIndex"] = crowd_index[img["id"]]
@@ -81,13 +113,26 @@ def _results_from_gt(data: dict, noise: float = 0.0, image_ids: set[int] | None 
             continue
         kp[:, :2] += noise * rng.standard_normal((len(kp), 2))
         kp[:, 2] = 1.0
-        out.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kp.reshape(-1).tolist(),
-                    "score": float(rng.uniform(0.5, 1.0))})
+        out.append(
+            {
+                "image_id": ann["image_id"],
+                "category_id": 1,
+                "keypoints": kp.reshape(-1).tolist(),
+                "score": float(rng.uniform(0.5, 1.0)),
+            }
+        )
     return out
 
 
-def _pycocotools_ap(gt: dict, results: list[dict], sigmas: np.ndarray, *, max_dets: int | None = None,
-                    single_area: bool = False, image_ids: list[int] | None = None) -> float:
+def _pycocotools_ap(
+    gt: dict,
+    results: list[dict],
+    sigmas: np.ndarray,
+    *,
+    max_dets: int | None = None,
+    single_area: bool = False,
+    image_ids: list[int] | None = None,
+) -> float:
     coco = COCO()
     coco.dataset = copy.deepcopy(gt)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -114,25 +159,49 @@ def test_from_annotations_builds_flip_pairs_skeleton_and_sigmas(coco_dir):
     ks = keypoint_set_from_coco(_custom(coco_dir), "custom.json")
     assert ks.names == NAMES14
     # by hand: right_x at i pairs with left_x at i + 6; the ears are 12 (left) and 13 (right)
-    assert sorted(tuple(sorted(p)) for p in ks.flip_pairs) == [(0, 6), (1, 7), (2, 8), (3, 9), (4, 10), (5, 11),
-                                                             (12, 13)]
+    assert sorted(tuple(sorted(p)) for p in ks.flip_pairs) == [
+        (0, 6),
+        (1, 7),
+        (2, 8),
+        (3, 9),
+        (4, 10),
+        (5, 11),
+        (12, 13),
+    ]
     assert ks.skeleton == [(a - 1, b - 1) for a, b in SKELETON_1BASED]
     np.testing.assert_allclose(ks.sigmas, [COCO_SIGMA[n] for n in NAMES14])
-    assert [NAMES14[i] for i in ks.lower_body] == ["right_hip", "right_knee", "right_ankle", "left_hip",
-                                                   "left_knee", "left_ankle"]
+    assert [NAMES14[i] for i in ks.lower_body] == [
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+    ]
 
 
 def test_names_in_other_spellings_and_unknown_names():
-    halpe_style = {"categories": [{"id": 1, "name": "p", "keypoints": ["Neck", "RShoulder", "LShoulder", "LBigToe",
-                                                                         "RBigToe"], "skeleton": [[1, 2], [1, 3]]}]}
+    halpe_style = {
+        "categories": [
+            {
+                "id": 1,
+                "name": "p",
+                "keypoints": ["Neck", "RShoulder", "LShoulder", "LBigToe", "RBigToe"],
+                "skeleton": [[1, 2], [1, 3]],
+            }
+        ]
+    }
     ks = keypoint_set_from_coco(halpe_style)
     assert sorted(tuple(sorted(p)) for p in ks.flip_pairs) == [(1, 2), (3, 4)]
     # only Halpe has neck and big toes: its sigmas (neck 0.080, shoulders 0.079, big toes 0.089), reordered
     np.testing.assert_allclose(ks.sigmas, [0.080, 0.079, 0.079, 0.089, 0.089])
     assert canonical_name("l-Knee") == "left_knee" and canonical_name("RightElbow") == "right_elbow"
 
-    birds = {"categories": [{"id": 1, "name": "bird", "keypoints": ["beak", "left_wing", "right_wing"],
-                             "skeleton": [[1, 2], [1, 3]]}]}
+    birds = {
+        "categories": [
+            {"id": 1, "name": "bird", "keypoints": ["beak", "left_wing", "right_wing"], "skeleton": [[1, 2], [1, 3]]}
+        ]
+    }
     ks = keypoint_set_from_coco(birds, "birds.json")
     assert ks.flip_pairs == [(1, 2)] and ks.sigmas is None and ks.skeleton == [(0, 1), (0, 2)]
     with pytest.raises(MissingSigmasError, match=r"no OKS sigmas.*match no shipped set.*'sigmas'"):
@@ -157,7 +226,8 @@ def test_shipped_sets():
         assert ks.num_keypoints == k and ks.sigmas is not None and len(ks.sigmas) == k
         for a, b in ks.flip_pairs:  # every pair is a left/right mirror by name
             assert canonical_name(ks.names[a]).replace("left", "right") == canonical_name(ks.names[b]).replace(
-                "left", "right")
+                "left", "right"
+            )
         assert sorted(ks.upper_body + ks.lower_body) == list(range(k))
     # official evaluation tools: CrowdPose head / neck 0.079; AIC right shoulder 0.01388152, neck 0.01236173
     cp, aic = load_keypoint_set("crowdpose"), load_keypoint_set("aic")
@@ -170,7 +240,8 @@ def test_keypoint_set_path_is_relative_to_the_config(coco_dir, tmp_path, monkeyp
     exp = tmp_path / "experiments"
     (exp / "sets").mkdir(parents=True)
     (exp / "sets" / "mine.yaml").write_text(
-        "names: [a, left_b, right_b]\nflip_pairs: [[left_b, right_b]]\nsigmas: [0.05, 0.06, 0.06]\n")
+        "names: [a, left_b, right_b]\nflip_pairs: [[left_b, right_b]]\nsigmas: [0.05, 0.06, 0.06]\n"
+    )
     (exp / "run.yaml").write_text(f"data: {{root: {coco_dir}, keypoint_set: sets/mine.yaml}}\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -241,8 +312,9 @@ def test_ap_equals_pycocotools_with_area_filled_by_hand(coco_dir, tmp_path):
     no_seg = _custom(coco_dir, segmentation=False)
     by_hand = copy.deepcopy(no_seg)
     for ann in by_hand["annotations"]:
-        ann.update(area=ann["bbox"][2] * ann["bbox"][3], iscrowd=0,
-                   num_keypoints=sum(v > 0 for v in ann["keypoints"][2::3]))
+        ann.update(
+            area=ann["bbox"][2] * ann["bbox"][3], iscrowd=0, num_keypoints=sum(v > 0 for v in ann["keypoints"][2::3])
+        )
     ours = evaluate_coco(_write(tmp_path / "noseg.json", no_seg), results, sig)
     assert ours["AP"] == pytest.approx(_pycocotools_ap(by_hand, results, sig), abs=1e-12)
 
@@ -262,8 +334,9 @@ def test_crowd_index_gives_ap_easy_medium_hard(coco_dir, tmp_path):
     by_hand = _custom(coco_dir, strip=())
     for ann in by_hand["annotations"]:
         ann["area"] = 0.53 * ann["bbox"][2] * ann["bbox"][3]
-    medium = _pycocotools_ap(by_hand, perfect_easy + noisy_medium, sig, max_dets=20, single_area=True,
-                             image_ids=[40083, 197388])
+    medium = _pycocotools_ap(
+        by_hand, perfect_easy + noisy_medium, sig, max_dets=20, single_area=True, image_ids=[40083, 197388]
+    )
     assert 0.05 < metrics["AP_medium"] < 0.99 and metrics["AP_medium"] == pytest.approx(medium, abs=1e-12)
     everything = _pycocotools_ap(by_hand, perfect_easy + noisy_medium, sig, max_dets=20, single_area=True)
     assert metrics["AP"] == pytest.approx(everything, abs=1e-12)
@@ -278,11 +351,22 @@ def test_train_eval_predict_without_editing_the_json(coco_dir, tmp_path):
     from hrnet.pose.train import evaluate, train
 
     _write(tmp_path / "custom.json", _custom(coco_dir))
-    cfg = load_config(PoseConfig, TINY, [
-        f"data.root={tmp_path}", "data.train_ann=custom.json", "data.val_ann=custom.json",
-        f"data.train_images={coco_dir / 'images'}", f"data.val_images={coco_dir / 'images'}",
-        "data.keypoint_set=from_annotations", "data.input_size=[48,64]", "train.epochs=1", "train.eval_every=1",
-        "train.log_every=1"])
+    cfg = load_config(
+        PoseConfig,
+        TINY,
+        [
+            f"data.root={tmp_path}",
+            "data.train_ann=custom.json",
+            "data.val_ann=custom.json",
+            f"data.train_images={coco_dir / 'images'}",
+            f"data.val_images={coco_dir / 'images'}",
+            "data.keypoint_set=from_annotations",
+            "data.input_size=[48,64]",
+            "train.epochs=1",
+            "train.eval_every=1",
+            "train.log_every=1",
+        ],
+    )
     out = tmp_path / "run"
     metrics = train(cfg, out, device="cpu")
     assert {"AP", "AR"} <= set(metrics) and 0.0 <= metrics["AP"] <= 1.0
@@ -302,9 +386,17 @@ def test_unknown_names_fail_before_training_not_after(coco_dir, tmp_path):
     data = _custom(coco_dir)
     data["categories"][0]["keypoints"] = [f"point_{i}" for i in range(14)]
     _write(tmp_path / "custom.json", data)
-    cfg = load_config(PoseConfig, TINY, [f"data.root={tmp_path}", "data.train_ann=custom.json",
-                                         f"data.train_images={coco_dir / 'images'}",
-                                         "data.keypoint_set=from_annotations", "train.epochs=1"])
+    cfg = load_config(
+        PoseConfig,
+        TINY,
+        [
+            f"data.root={tmp_path}",
+            "data.train_ann=custom.json",
+            f"data.train_images={coco_dir / 'images'}",
+            "data.keypoint_set=from_annotations",
+            "train.epochs=1",
+        ],
+    )
     with pytest.raises(MissingSigmasError, match=r"evaluation during training.*train.eval_every=0"):
         train(cfg, tmp_path / "run", device="cpu")
     assert not (tmp_path / "run" / "last.pt").exists()

@@ -19,8 +19,16 @@ def _person(ann_id: int, image_id: int, bbox, k: int = 17) -> dict:
     kp = []
     for i in range(k):
         kp += [bbox[0] + bbox[2] * (i + 1) / (k + 1), bbox[1] + bbox[3] * (i + 1) / (k + 1), 2]
-    return {"id": ann_id, "image_id": image_id, "category_id": 1, "keypoints": kp, "num_keypoints": k,
-            "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "keypoints": kp,
+        "num_keypoints": k,
+        "bbox": bbox,
+        "area": bbox[2] * bbox[3],
+        "iscrowd": 0,
+    }
 
 
 def _dataset_dir(tmp_path: Path, anns: list[dict], modes=("RGB",)) -> tuple[Path, Path]:
@@ -93,17 +101,20 @@ def test_detection_files(tmp_path):
     dets.write_text("")
     with pytest.raises(ValueError, match="dets.json: person detections file is empty"):
         CocoKeypoints(ann, images, boxes=dets)
-    dets.write_text(json.dumps([
-        {"image_id": 1, "category_id": 1, "bbox": [10, 5, 30, 40], "score": 0.9},
-        {"image_id": 1, "category_id": 1, "bbox": [10, 5, 0, 40], "score": 0.9},
-        {"image_id": 1, "category_id": 1, "bbox": [500, 5, 30, 40], "score": 0.9},
-        {"image_id": 1, "category_id": 1, "bbox": [10, 5, 30, 40], "score": 0.1},
-        {"image_id": 99, "category_id": 1, "bbox": [10, 5, 30, 40], "score": 0.9},
-    ]))
+    dets.write_text(
+        json.dumps(
+            [
+                {"image_id": 1, "category_id": 1, "bbox": [10, 5, 30, 40], "score": 0.9},
+                {"image_id": 1, "category_id": 1, "bbox": [10, 5, 0, 40], "score": 0.9},
+                {"image_id": 1, "category_id": 1, "bbox": [500, 5, 30, 40], "score": 0.9},
+                {"image_id": 1, "category_id": 1, "bbox": [10, 5, 30, 40], "score": 0.1},
+                {"image_id": 99, "category_id": 1, "bbox": [10, 5, 30, 40], "score": 0.9},
+            ]
+        )
+    )
     ds = CocoKeypoints(ann, images, boxes=dets, det_score_thr=0.3)
     assert len(ds) == 1 and ds[0]["meta"]["score"] == pytest.approx(0.9)
-    assert ds.skipped == {"zero-area box": 1, "box outside the image": 1, "score below 0.3": 1,
-                          "unknown image_id": 1}
+    assert ds.skipped == {"zero-area box": 1, "box outside the image": 1, "score below 0.3": 1, "unknown image_id": 1}
 
 
 def test_flip_augmentation_swaps_pairs(tmp_path):

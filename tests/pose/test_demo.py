@@ -19,9 +19,18 @@ DET_ARCH = "fasterrcnn_mobilenet_v3_large_320_fpn"  # the smallest torchvision t
 
 # ---------------------------------------------------------------------------------------------------- demo
 def test_tiny_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    tiny = DemoSettings(num_train=12, num_val=4, image_size=(128, 96), input_size=(48, 64), epochs=1,
-                        batch_size=8, warmup_iters=0, workers=0, num_pictures=2,
-                        overrides={"width": 8, "stem_width": 16})
+    tiny = DemoSettings(
+        num_train=12,
+        num_val=4,
+        image_size=(128, 96),
+        input_size=(48, 64),
+        epochs=1,
+        batch_size=8,
+        warmup_iters=0,
+        workers=0,
+        num_pictures=2,
+        overrides={"width": 8, "stem_width": 16},
+    )
     threads = torch.get_num_threads()
     start = time.perf_counter()
     assert run_demo(None, str(tmp_path / "run"), epochs=None, seed=0, settings=tiny) == 0
@@ -58,15 +67,22 @@ def test_tiny_demo_on_a_real_coco_folder(tmp_path: Path) -> None:
     for split in ("train", "val"):
         dest = root / "annotations" / f"person_keypoints_{split}2017.json"
         shutil.copy(sample / "person_keypoints_sample.json", dest)
-    tiny = DemoSettings(input_size=(48, 64), batch_size=4, warmup_iters=0, workers=0, num_pictures=2,
-                        overrides={"width": 8, "stem_width": 16})
+    tiny = DemoSettings(
+        input_size=(48, 64),
+        batch_size=4,
+        warmup_iters=0,
+        workers=0,
+        num_pictures=2,
+        overrides={"width": 8, "stem_width": 16},
+    )
     assert run_demo(str(root), str(tmp_path / "run"), epochs=1, seed=0, settings=tiny) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert {"AP", "AP50", "AP75", "APM", "APL", "AR"} <= set(metrics)
     assert not (tmp_path / "run" / "metrics_detections.json").exists()  # no detections file for real data
     names = sorted(p.name for p in (tmp_path / "run" / "predictions").glob("*.jpg"))
-    first = sorted(json.loads((sample / "person_keypoints_sample.json").read_text())["images"][:2],
-                   key=lambda i: i["file_name"])
+    first = sorted(
+        json.loads((sample / "person_keypoints_sample.json").read_text())["images"][:2], key=lambda i: i["file_name"]
+    )
     assert names == [i["file_name"] for i in first]
 
 
@@ -98,8 +114,7 @@ def test_demo_with_a_real_coco_folder_fails_clearly_without_val(tmp_path: Path) 
 
 
 # ------------------------------------------------------------------------------------------------ detector
-def _detector_file(tmp_path: Path, favoured_label: int, name: str,
-                   wrap: bool = False) -> tuple[Path, torch.nn.Module]:
+def _detector_file(tmp_path: Path, favoured_label: int, name: str, wrap: bool = False) -> tuple[Path, torch.nn.Module]:
     """A randomly initialised torchvision detector whose classifier favours ``favoured_label``."""
     from torchvision.models import detection
 

@@ -48,10 +48,22 @@ def _toy_gt(tmp_path, k):
     kp = []
     for i in range(k):
         kp += [10.0 + 5 * i, 20.0, 2]
-    gt = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
-          "categories": [{"id": 1, "name": "person", "keypoints": names, "skeleton": []}],
-          "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "keypoints": kp, "num_keypoints": k,
-                           "bbox": [5, 5, 40, 40], "area": 400.0, "iscrowd": 0}]}
+    gt = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "categories": [{"id": 1, "name": "person", "keypoints": names, "skeleton": []}],
+        "annotations": [
+            {
+                "id": 7,
+                "image_id": 1,
+                "category_id": 1,
+                "keypoints": kp,
+                "num_keypoints": k,
+                "bbox": [5, 5, 40, 40],
+                "area": 400.0,
+                "iscrowd": 0,
+            }
+        ],
+    }
     path = tmp_path / "gt.json"
     path.write_text(json.dumps(gt))
     return path, np.asarray(kp, dtype=float).reshape(k, 3)
@@ -62,8 +74,10 @@ def test_custom_sigmas_reach_pycocotools(tmp_path):
 
     With one GT and one detection, AP = fraction of the thresholds 0.50:0.05:0.95 that OKS reaches."""
     yaml_path = tmp_path / "hand.yaml"
-    yaml_path.write_text("names: [a, b, c, d, e]\nflip_pairs: [[b, c]]\nskeleton: [[a, b], [a, c]]\n"
-                         "sigmas: [0.1, 0.1, 0.05, 0.05, 0.2]\nupper_body: [a, b, c]\nlower_body: [d, e]\n")
+    yaml_path.write_text(
+        "names: [a, b, c, d, e]\nflip_pairs: [[b, c]]\nskeleton: [[a, b], [a, c]]\n"
+        "sigmas: [0.1, 0.1, 0.05, 0.05, 0.2]\nupper_body: [a, b, c]\nlower_body: [d, e]\n"
+    )
     ks = load_keypoint_set(yaml_path)
     assert ks.name == "hand" and ks.flip_pairs == [(1, 2)] and ks.num_keypoints == 5
     gt_path, g = _toy_gt(tmp_path, 5)
@@ -71,7 +85,7 @@ def test_custom_sigmas_reach_pycocotools(tmp_path):
     det = g.copy()
     det[:, 0] += offsets
     var = (2 * ks.sigmas) ** 2
-    expected_oks = np.mean(np.exp(-offsets**2 / var / 400.0 / 2))
+    expected_oks = np.mean(np.exp(-(offsets**2) / var / 400.0 / 2))
     expected_ap = np.mean(expected_oks >= np.linspace(0.5, 0.95, 10))
     assert 0.6 < expected_oks < 0.9
     res = [{"image_id": 1, "category_id": 1, "keypoints": det.reshape(-1).tolist(), "score": 1.0}]

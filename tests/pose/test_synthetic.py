@@ -16,8 +16,7 @@ SIZE = (160, 120)
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_synthetic_coco(tmp_path_factory.mktemp("syn") / "d", num_train=24, num_val=8, image_size=SIZE,
-                               seed=3)
+    return make_synthetic_coco(tmp_path_factory.mktemp("syn") / "d", num_train=24, num_val=8, image_size=SIZE, seed=3)
 
 
 def _anns(path: Path) -> tuple[list[dict], list[dict]]:
@@ -99,8 +98,11 @@ def test_ground_truth_as_results_scores_perfect_ap(dataset: dict[str, Path]) -> 
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(dataset["val_json"]))
-        res = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
-               for a in gt.loadAnns(gt.getAnnIds()) if a["num_keypoints"] > 0]
+        res = [
+            {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+            for a in gt.loadAnns(gt.getAnnIds())
+            if a["num_keypoints"] > 0
+        ]
         ev = COCOeval(gt, gt.loadRes(res), "keypoints")
         ev.evaluate()
         ev.accumulate()

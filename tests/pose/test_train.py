@@ -51,12 +51,17 @@ def test_short_fit_loss_falls(coco_dir, tmp_path):
 
 def test_resume_gives_same_weights(coco_dir, tmp_path):
     """3 epochs straight vs 2 epochs + resume for the 3rd, with rotation / scale / flip / half-body on."""
-    aug = ["data.rot_prob=0.6", "data.scale_factor=0.35", "data.flip=true", "data.half_body_prob=0.3",
-           "train.batch_size=6", "train.eval_every=0"]
+    aug = [
+        "data.rot_prob=0.6",
+        "data.scale_factor=0.35",
+        "data.flip=true",
+        "data.half_body_prob=0.3",
+        "train.batch_size=6",
+        "train.eval_every=0",
+    ]
     train(_cfg(coco_dir, "train.epochs=3", *aug), tmp_path / "a", device="cpu")
     train(_cfg(coco_dir, "train.epochs=2", *aug), tmp_path / "b", device="cpu")
-    train(_cfg(coco_dir, "train.epochs=3", *aug), tmp_path / "b", resume=tmp_path / "b" / "last.pt",
-               device="cpu")
+    train(_cfg(coco_dir, "train.epochs=3", *aug), tmp_path / "b", resume=tmp_path / "b" / "last.pt", device="cpu")
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
     for k in a:
@@ -68,9 +73,11 @@ def test_head_reinit_when_num_joints_changes(coco_dir, tmp_path, caplog):
     save_weights(src, tmp_path / "coco17.safetensors")
     (tmp_path / "five.yaml").write_text(
         "names: [nose, left_eye, right_eye, left_ear, right_ear]\nflip_pairs: [[left_eye, right_eye], "
-        "[left_ear, right_ear]]\nsigmas: [0.026, 0.025, 0.025, 0.035, 0.035]\nupper_body: [nose]\n")
-    cfg = _cfg(coco_dir, f"data.keypoint_set={tmp_path / 'five.yaml'}",
-               f"model.pretrained={tmp_path / 'coco17.safetensors'}")
+        "[left_ear, right_ear]]\nsigmas: [0.026, 0.025, 0.025, 0.035, 0.035]\nupper_body: [nose]\n"
+    )
+    cfg = _cfg(
+        coco_dir, f"data.keypoint_set={tmp_path / 'five.yaml'}", f"model.pretrained={tmp_path / 'coco17.safetensors'}"
+    )
     with caplog.at_level(logging.WARNING, logger="hrnet.pose"):
         model = build_model(cfg)
     assert "17 keypoints, the model 5" in caplog.text and "final_layer re-initialised" in caplog.text
@@ -98,8 +105,23 @@ def test_cli_eval_writes_json(coco_dir, tmp_path, tiny_weights):
     out = tmp_path / "metrics.json"
     res = tmp_path / "results.json"
     sets = [f"data.root={coco_dir}", *SMALL, "test.flip_test=false"]
-    code = _run_cli(["eval", "--config", str(TINY), "--weights", str(tiny_weights), "--json", str(out),
-                     "--results", str(res), "--device", "cpu", "--set", *sets])
+    code = _run_cli(
+        [
+            "eval",
+            "--config",
+            str(TINY),
+            "--weights",
+            str(tiny_weights),
+            "--json",
+            str(out),
+            "--results",
+            str(res),
+            "--device",
+            "cpu",
+            "--set",
+            *sets,
+        ]
+    )
     assert code == 0
     metrics = json.loads(out.read_text())
     assert {"AP", "AP50", "AP75", "APM", "APL", "AR"} <= set(metrics)
@@ -115,8 +137,9 @@ def test_api_matches_evaluation_path(coco_dir, tiny_weights):
     """The API on a GT box gives the very keypoints of the evaluation pipeline for that person."""
     cfg = _cfg(coco_dir)
     model = build_model(cfg)
-    est = PoseEstimator(model, tiny_weights, keypoint_set=COCO_KEYPOINTS, input_size=(64, 48), flip_test=True,
-                        device="cpu")
+    est = PoseEstimator(
+        model, tiny_weights, keypoint_set=COCO_KEYPOINTS, input_size=(64, 48), flip_test=True, device="cpu"
+    )
     ds = build_dataset(cfg, train=False)
     rec = ds.records[0]
     preds = predict_dataset(est.model, torch.utils.data.Subset(ds, [0]), ds.codec, COCO_KEYPOINTS.flip_pairs)
@@ -136,8 +159,21 @@ def test_api_matches_evaluation_path(coco_dir, tiny_weights):
 def test_cli_predict_with_boxes_file(coco_dir, tmp_path, tiny_weights):
     image = coco_dir / "images" / "000000000785.jpg"
     dets = coco_dir / "person_detection_results_AP_H_56_sample.json"
-    code = _run_cli(["predict", str(image), "--weights", str(tiny_weights), "--config", str(TINY),
-                     "--boxes", str(dets), "--out", str(tmp_path), "--no-flip"])
+    code = _run_cli(
+        [
+            "predict",
+            str(image),
+            "--weights",
+            str(tiny_weights),
+            "--config",
+            str(TINY),
+            "--boxes",
+            str(dets),
+            "--out",
+            str(tmp_path),
+            "--no-flip",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "run-001" / "results.json").read_text())
     people = report["results"][0]["people"]
@@ -166,9 +202,28 @@ def test_ddp_two_processes_agree(coco_dir, tmp_path):
     of a given model must agree exactly with the single-process one."""
     sets = [f"data.root={coco_dir}", "train.epochs=3", "train.eval_every=3", "data.input_size=[48,64]"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "hrnet.cli", "pose", "train", "--config", str(TINY), "--out", str(tmp_path / "ddp"),
-           "--device", "cpu", "--set", *sets, "train.batch_size=6"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "hrnet.cli",
+        "pose",
+        "train",
+        "--config",
+        str(TINY),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--device",
+        "cpu",
+        "--set",
+        *sets,
+        "train.batch_size=6",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = load_config(PoseConfig, TINY, [*sets, "train.batch_size=12"])
@@ -200,13 +255,28 @@ def test_cli_predict_video_with_person_detector(coco_dir, tmp_path, tiny_weights
     for _ in range(3):
         writer.write(frame)
     writer.release()
-    code = _run_cli(["predict", str(video), "--weights", str(tiny_weights), "--config", str(TINY),
-                     "--detector-weights", str(tmp_path / "det.pth"), "--det-arch",
-                     "fasterrcnn_mobilenet_v3_large_320_fpn", "--out", str(tmp_path / "out"), "--no-flip"])
+    code = _run_cli(
+        [
+            "predict",
+            str(video),
+            "--weights",
+            str(tiny_weights),
+            "--config",
+            str(TINY),
+            "--detector-weights",
+            str(tmp_path / "det.pth"),
+            "--det-arch",
+            "fasterrcnn_mobilenet_v3_large_320_fpn",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-flip",
+        ]
+    )
     assert code == 0
     results = json.loads((tmp_path / "out" / "run-001" / "results.json").read_text())["results"]
     assert [r["frame"] for r in results] == [0, 1, 2]
     assert all(r["boxes_source"] == "detector" and r["people"] for r in results)
-    assert all(len(p["keypoints"]) == 51 and r["file"] == "clip.avi#" + str(r["frame"])
-               for r in results for p in r["people"])
+    assert all(
+        len(p["keypoints"]) == 51 and r["file"] == "clip.avi#" + str(r["frame"]) for r in results for p in r["people"]
+    )
     assert (tmp_path / "out" / "run-001" / "clip.mp4").stat().st_size > 0

@@ -80,9 +80,11 @@ def test_save_image_round_trip(tmp_path: Path) -> None:
 
 def _write_log(path: Path) -> None:
     recs = [{"type": "train", "epoch": 1, "iteration": i, "lr": 1e-3, "loss": 1.0 / i} for i in range(1, 11)]
-    recs += [{"type": "epoch", "epoch": 1, "iteration": 10, "loss": 0.3},
-             {"type": "eval", "epoch": 1, "iteration": 10, "AP": 0.4, "AP50": 0.7, "AR": 0.5},
-             {"type": "eval", "epoch": 2, "iteration": 20, "AP": 0.6, "AP50": 0.8, "AR": 0.65}]
+    recs += [
+        {"type": "epoch", "epoch": 1, "iteration": 10, "loss": 0.3},
+        {"type": "eval", "epoch": 1, "iteration": 10, "AP": 0.4, "AP50": 0.7, "AR": 0.5},
+        {"type": "eval", "epoch": 2, "iteration": 20, "AP": 0.6, "AP50": 0.8, "AR": 0.65},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
 
 

@@ -57,15 +57,18 @@ def test_official_and_mmseg_checkpoints_load_into_the_segmenter(tmp_path, city_f
     official["loss.criterion.weight"] = torch.tensor(CITYSCAPES_CLASS_WEIGHTS)
     torch.save(official, tmp_path / "official.pth")
 
-    heads = {"last_layer.0.": "decode_head.convs.0.conv.", "last_layer.1.": "decode_head.convs.0.bn.",
-             "last_layer.3.": "decode_head.conv_seg."}
+    heads = {
+        "last_layer.0.": "decode_head.convs.0.conv.",
+        "last_layer.1.": "decode_head.convs.0.bn.",
+        "last_layer.3.": "decode_head.conv_seg.",
+    }
     mmseg = {}
     for k, v in own.items():
         prefix = next((p for p in heads if k.startswith(p)), None)
         if prefix is None:
             mmseg[f"backbone.{k}"] = v
         elif k != "last_layer.0.bias":
-            mmseg[heads[prefix] + k[len(prefix):]] = v
+            mmseg[heads[prefix] + k[len(prefix) :]] = v
     torch.save({"meta": {"CLASSES": ["road"]}, "state_dict": mmseg}, tmp_path / "mmseg.pth")
     hrnet.save_weights(model, tmp_path / "ours.safetensors")
 
@@ -92,9 +95,22 @@ def test_cli_eval_json_and_predict(tmp_path, city_root, city_files, tiny_model):
     model = tiny_model()
     hrnet.save_weights(model, tmp_path / "w.safetensors")
     out_json = tmp_path / "scores.json"
-    rc = main(["seg", "eval", "--config", TINY_CONFIG, "--weights",
-               str(tmp_path / "w.safetensors"), "--json", str(out_json), "--device", "cpu",
-               "--set", *_tiny_overrides(city_root)])
+    rc = main(
+        [
+            "seg",
+            "eval",
+            "--config",
+            TINY_CONFIG,
+            "--weights",
+            str(tmp_path / "w.safetensors"),
+            "--json",
+            str(out_json),
+            "--device",
+            "cpu",
+            "--set",
+            *_tiny_overrides(city_root),
+        ]
+    )
     assert rc == 0
     scores = json.loads(out_json.read_text())
     assert set(scores) == {"mIoU", "pixel_acc", "mean_acc", "per_class"}
@@ -105,9 +121,21 @@ def test_cli_eval_json_and_predict(tmp_path, city_root, city_files, tiny_model):
     keep = gt != 255
     assert scores["pixel_acc"] == pytest.approx(float((labels[keep] == gt[keep]).mean()), abs=0.003)
 
-    rc = main(["seg", "predict", str(city_files["image"]), "--config", TINY_CONFIG,
-               "--weights", str(tmp_path / "w.safetensors"), "--out", str(tmp_path / "pred"),
-               "--set", *_tiny_overrides(city_root)])
+    rc = main(
+        [
+            "seg",
+            "predict",
+            str(city_files["image"]),
+            "--config",
+            TINY_CONFIG,
+            "--weights",
+            str(tmp_path / "w.safetensors"),
+            "--out",
+            str(tmp_path / "pred"),
+            "--set",
+            *_tiny_overrides(city_root),
+        ]
+    )
     assert rc == 0
     name = "frankfurt_000000_000294_leftImg8bit.png"
     run = tmp_path / "pred" / "run-001"
@@ -123,9 +151,18 @@ def test_cli_eval_json_and_predict(tmp_path, city_root, city_files, tiny_model):
 def test_cli_errors_are_clear(tmp_path, city_root, capsys):
     from hrnet.cli import main
 
-    rc = main(["seg", "eval", "--config", TINY_CONFIG, "--weights",
-               str(tmp_path / "missing.safetensors"), "--set", *_tiny_overrides(city_root)])
+    rc = main(
+        [
+            "seg",
+            "eval",
+            "--config",
+            TINY_CONFIG,
+            "--weights",
+            str(tmp_path / "missing.safetensors"),
+            "--set",
+            *_tiny_overrides(city_root),
+        ]
+    )
     assert rc == 2 and "missing.safetensors" in capsys.readouterr().err
-    rc = main(["seg", "eval", "--config", TINY_CONFIG, "--weights", "x",
-               "--set", "data.bogus=1"])
+    rc = main(["seg", "eval", "--config", TINY_CONFIG, "--weights", "x", "--set", "data.bogus=1"])
     assert rc == 2 and "data.bogus" in capsys.readouterr().err

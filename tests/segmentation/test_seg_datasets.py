@@ -129,8 +129,9 @@ def test_pascal_context_59_and_60(tmp_path):
 def test_folder_dataset(tmp_path):
     root = tmp_path / "mine"
     (root).mkdir()
-    (root / "classes.yaml").write_text("names: [sky, sea, boat]\ncolors: [[0,0,255],[0,128,255],[255,0,0]]\n"
-                                       "ignore_index: 9\n")
+    (root / "classes.yaml").write_text(
+        "names: [sky, sea, boat]\ncolors: [[0,0,255],[0,128,255],[255,0,0]]\nignore_index: 9\n"
+    )
     _write(root / "images" / "x.png", np.zeros((4, 5, 3), np.uint8))
     _write(root / "masks" / "x.png", np.array([[0, 1, 2, 9, 0]] * 4, np.uint8))
     ds = FolderDataset(root, "train")

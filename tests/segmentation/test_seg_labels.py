@@ -18,8 +18,27 @@ from hrnet.segmentation.labels import (
 )
 
 # (labelId, trainId) for the 19 evaluated classes, written from the cityscapesScripts labels table
-EVALUATED = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-             26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+EVALUATED = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 
 
 def test_cityscapes_table_facts():

@@ -167,12 +167,14 @@ def _official(model, rgb, *, generic: bool, base, crop, scales, flip, perm=None,
                     acc[:, h0:h1, w0:w1] += pred[:, : h1 - h0, : w1 - w0]
                     count[:, h0:h1, w0:w1] += 1
             preds = (acc / count)[:, :height, :width]
-        up = F.interpolate(torch.from_numpy(np.ascontiguousarray(preds))[None], (ori_h, ori_w), mode="bilinear",
-                           align_corners=False)[0].numpy()
+        up = F.interpolate(
+            torch.from_numpy(np.ascontiguousarray(preds))[None], (ori_h, ori_w), mode="bilinear", align_corners=False
+        )[0].numpy()
         final = up if final is None else final + up
     if out_size is not None and tuple(out_size) != (ori_h, ori_w):
-        final = F.interpolate(torch.from_numpy(final)[None], tuple(out_size), mode="bilinear",
-                              align_corners=False)[0].numpy()
+        final = F.interpolate(torch.from_numpy(final)[None], tuple(out_size), mode="bilinear", align_corners=False)[
+            0
+        ].numpy()
     return final.argmax(0)
 
 
@@ -225,8 +227,9 @@ def test_cityscapes_protocol_six_scales_and_flip_on_the_real_frame():
     agree = float((got == want).mean())
     assert agree >= 0.999, agree
     # the same settings under our own averaging give visibly different labels: the check can fail
-    ours = _labels(model, rgb, SegTestConfig(protocol="ours", base_size=512, crop_size=[256, 512],
-                                             scales=SIX, flip=True))
+    ours = _labels(
+        model, rgb, SegTestConfig(protocol="ours", base_size=512, crop_size=[256, 512], scales=SIX, flip=True)
+    )
     assert float((ours == want).mean()) < 0.999
 
 
@@ -244,9 +247,11 @@ def test_generic_protocol_windows_and_padding_on_a_real_image():
     assert got.shape == want.shape == (377, 130)
     assert len(np.unique(want)) >= 5
     assert float((got == want).mean()) >= 0.999
-    cityscapes_rule = _labels(model, rgb, SegTestConfig(
-        protocol="official-cityscapes", base_size=192, crop_size=[160, 160], scales=scales, flip=True
-    ))
+    cityscapes_rule = _labels(
+        model,
+        rgb,
+        SegTestConfig(protocol="official-cityscapes", base_size=192, crop_size=[160, 160], scales=scales, flip=True),
+    )
     assert float((cityscapes_rule == want).mean()) < 0.999  # the two official protocols do differ
 
 
@@ -259,8 +264,18 @@ def test_lip_protocol_from_the_shipped_config(lip_root):
     model = _lively_model(20, cv2.resize(rgb, (473, 473), interpolation=cv2.INTER_LINEAR), seed=2)
     perm = flip_permutation(20, LIP_FLIP_PAIRS)
     got = _labels(model, rgb, test, perm=perm, out_size=label.shape)
-    want = _official(model, rgb, generic=True, base=473, crop=(473, 473), scales=[1.0], flip=True, perm=perm,
-                     resize=(473, 473), out_size=label.shape)
+    want = _official(
+        model,
+        rgb,
+        generic=True,
+        base=473,
+        crop=(473, 473),
+        scales=[1.0],
+        flip=True,
+        perm=perm,
+        resize=(473, 473),
+        out_size=label.shape,
+    )
     assert got.shape == want.shape == label.shape == (377, 130)
     assert len(np.unique(want)) >= 5 and np.isin(want, [14, 15, 16, 17, 18, 19]).mean() > 0.05
     assert float((got == want).mean()) >= 0.999
@@ -278,8 +293,9 @@ def test_evaluate_dataset_uses_segment_image_on_cityscapes(city_root):
     ds = CityscapesDataset(city_root, "val")
     rgb, gt = ds.load(0)
     model = _lively_model(19, rgb, seed=3)
-    test = SegTestConfig(protocol="official-cityscapes", base_size=256, crop_size=[64, 128], scales=[0.75, 1.5],
-                         flip=True)
+    test = SegTestConfig(
+        protocol="official-cityscapes", base_size=256, crop_size=[64, 128], scales=[0.75, 1.5], flip=True
+    )
     got = _labels(model, rgb, test)
     want = _official(model, rgb, generic=False, base=256, crop=(64, 128), scales=[0.75, 1.5], flip=True)
     assert float((got == want).mean()) >= 0.999
@@ -299,8 +315,10 @@ def test_ours_keeps_softmax_averaging_and_base_size():
     torch.testing.assert_close(plain, logits.softmax(1), rtol=1e-5, atol=1e-6)
     half = SegTestConfig(base_size=512, scales=[0.5], flip=True)
     same = SegTestConfig(base_size=0, scales=[1.0], flip=True)
-    torch.testing.assert_close(segment_image(model, rgb, half, mean=MEAN, std=STD, flip_perm=None),
-                               segment_image(model, rgb, same, mean=MEAN, std=STD, flip_perm=None))
+    torch.testing.assert_close(
+        segment_image(model, rgb, half, mean=MEAN, std=STD, flip_perm=None),
+        segment_image(model, rgb, same, mean=MEAN, std=STD, flip_perm=None),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -319,15 +337,26 @@ def test_shipped_configs_default_to_the_official_protocols():
     for name, (protocol, base, crop, resize, flip) in expect.items():
         t = load_config(SegConfig, CONFIGS / name).test
         assert (t.protocol, t.base_size, t.crop_size, t.resize_to, t.flip, t.mode) == (
-            protocol, base, crop, resize, flip, "auto"), name
+            protocol,
+            base,
+            crop,
+            resize,
+            flip,
+            "auto",
+        ), name
     assert load_config(SegConfig, CONFIGS / "cityscapes_sample" / "tiny.yaml").test.protocol == "ours"
 
 
 @pytest.mark.parametrize(
     ("override", "key"),
-    [("test.protocol=official", "test.protocol"), ("test.mode=sliding", "test.mode"),
-     ("test.base_size=-1", "test.base_size"), ("test.crop_size=[0,4]", "test.crop_size"),
-     ("test.scales=[]", "test.scales"), ("test.stride=[3]", "test.stride")],
+    [
+        ("test.protocol=official", "test.protocol"),
+        ("test.mode=sliding", "test.mode"),
+        ("test.base_size=-1", "test.base_size"),
+        ("test.crop_size=[0,4]", "test.crop_size"),
+        ("test.scales=[]", "test.scales"),
+        ("test.stride=[3]", "test.stride"),
+    ],
 )
 def test_bad_test_values_name_the_key(override, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")) as err:
@@ -343,6 +372,7 @@ def test_official_protocol_without_window_is_a_clear_error():
     with pytest.raises(ValueError, match="RGB uint8"):
         segment_image(model, rgb[..., 0], SegTestConfig(), mean=MEAN, std=STD, flip_perm=None)
     # scales <= 1 never need a window under the Cityscapes rule
-    scores = segment_image(model, rgb, SegTestConfig(protocol="official-cityscapes", scales=[0.5, 1.0]),
-                           mean=MEAN, std=STD, flip_perm=None)
+    scores = segment_image(
+        model, rgb, SegTestConfig(protocol="official-cityscapes", scales=[0.5, 1.0]), mean=MEAN, std=STD, flip_perm=None
+    )
     assert scores.shape == (1, 4, 32, 48)

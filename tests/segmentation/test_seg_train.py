@@ -44,8 +44,9 @@ def test_shipped_configs_load_with_the_paper_recipe():
 
 
 def test_short_training_run_writes_the_engine_outputs(tmp_path, city_root):
-    cfg = _cfg(city_root, "data.repeat=2", "train.epochs=1", "train.eval_every=1", "loss.ohem=true",
-               "loss.ohem_min_kept=1000")
+    cfg = _cfg(
+        city_root, "data.repeat=2", "train.epochs=1", "train.eval_every=1", "loss.ohem=true", "loss.ohem_min_kept=1000"
+    )
     metrics = train(cfg, tmp_path / "run", device="cpu")
     assert set(metrics) == {"mIoU", "pixel_acc", "mean_acc"}
     for f in ("last.pt", "best.pt", "model_best.safetensors", "metrics.jsonl", "config.yaml"):

@@ -89,11 +89,23 @@ class Classifier:
     :func:`hrnet.runtime.optimize_for_inference` does, prepared on first use for the crop size.
     """
 
-    def __init__(self, model: str | Path | nn.Module = "hrnet_w18", weights: str | Path | bool | None = None, *,
-                 num_classes: int | None = None, class_names: Sequence[str] | str | Path | None = None,
-                 topk: int = 5, crop_size: int | None = None, resize_size: int | None = None,
-                 interpolation: str | None = None, head: str = "c", batch_size: int = 32,
-                 device: str | torch.device | None = None, runtime: str = "auto", **overrides: Any) -> None:
+    def __init__(
+        self,
+        model: str | Path | nn.Module = "hrnet_w18",
+        weights: str | Path | bool | None = None,
+        *,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | str | Path | None = None,
+        topk: int = 5,
+        crop_size: int | None = None,
+        resize_size: int | None = None,
+        interpolation: str | None = None,
+        head: str = "c",
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+        runtime: str = "auto",
+        **overrides: Any,
+    ) -> None:
         if weights is True:
             weights = HUB
         if weights == HUB:
@@ -114,8 +126,10 @@ class Classifier:
             raise ValueError(f"{type(net).__name__} is not a classifier (no `classifier` layer)")
         self.num_classes = int(net.classifier.out_features)
         if num_classes is not None and num_classes != self.num_classes:
-            raise ValueError(f"{weights or model}: num_classes={num_classes} but the weights classify "
-                             f"{self.num_classes} classes (leave num_classes out to use them as they are)")
+            raise ValueError(
+                f"{weights or model}: num_classes={num_classes} but the weights classify "
+                f"{self.num_classes} classes (leave num_classes out to use them as they are)"
+            )
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
         classes = self._classes(class_names, card)
@@ -167,7 +181,7 @@ class Classifier:
         """Logits (N, num_classes) on the CPU; a tensor input is taken as already preprocessed."""
         n = batch_size or self.batch_size
         if isinstance(images, Tensor):
-            batches = [images[i:i + n] for i in range(0, len(images), n)]
+            batches = [images[i : i + n] for i in range(0, len(images), n)]
         else:
             batches = [torch.stack([self.preprocess(im) for im in chunk]) for chunk in batched(images, n)]
         out = [self.forward(b.to(self.device)).float().cpu() for b in batches]
@@ -176,8 +190,10 @@ class Classifier:
     def _top(self, logits: Tensor, topk: int) -> list[list[ClassScore]]:
         probs = logits.softmax(dim=1)
         values, indices = probs.topk(min(topk, self.num_classes), dim=1)
-        return [[ClassScore(int(i), self.class_names[int(i)], float(p)) for p, i in zip(vs, ix)]
-                for vs, ix in zip(values, indices)]
+        return [
+            [ClassScore(int(i), self.class_names[int(i)], float(p)) for p, i in zip(vs, ix)]
+            for vs, ix in zip(values, indices)
+        ]
 
     def __call__(self, image: ImageInput, topk: int | None = None) -> ClsResult:
         """The ``topk`` classes of one image (path, array or PIL image)."""
@@ -189,8 +205,9 @@ class Classifier:
         """Classify many images (paths, folders, globs, videos, arrays) in batches of ``batch_size``."""
         return self.predict_frames(list(as_frames(images)), topk, batch_size)
 
-    def predict_frames(self, frames: list[Frame], topk: int | None = None,
-                       batch_size: int | None = None) -> list[ClsResult]:
+    def predict_frames(
+        self, frames: list[Frame], topk: int | None = None, batch_size: int | None = None
+    ) -> list[ClsResult]:
         """:meth:`predict` on frames already read (what ``hrnet cls predict`` feeds)."""
         bad = next((f for f in frames if f.error or f.image is None), None)
         if bad is not None:
@@ -198,8 +215,15 @@ class Classifier:
         tops = self._top(self.logits([f.image for f in frames], batch_size), topk or self.topk) if frames else []
         return [ClsResult(f.image, top, str(f.source.path) if f.source else None) for f, top in zip(frames, tops)]
 
-    def evaluate(self, data: str | Path, batch_size: int = 64, workers: int = 0, bad_images: str = "skip",
-                 rank: int = 0, world_size: int = 1) -> dict[str, float]:
+    def evaluate(
+        self,
+        data: str | Path,
+        batch_size: int = 64,
+        workers: int = 0,
+        bad_images: str = "skip",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> dict[str, float]:
         """Top-1 / top-5 (fractions in [0, 1]), ``count`` and ``skipped`` on an ImageFolder root or list file.
 
         Folder names are matched to the class ids (ImageNet wnids, or the training folders recorded in
@@ -209,6 +233,7 @@ class Classifier:
         from hrnet.classification.evaluation import evaluate_classifier
 
         classes = self.class_ids if Path(data).is_dir() and self._ids_known else None
-        dataset = build_dataset(data, self.transform, classes=classes, num_classes=self.num_classes,
-                                bad_images=bad_images)
+        dataset = build_dataset(
+            data, self.transform, classes=classes, num_classes=self.num_classes, bad_images=bad_images
+        )
         return evaluate_classifier(self.model, dataset, batch_size, workers, self.device, rank, world_size)

@@ -40,8 +40,9 @@ def _check_folder(report: DataReport, root: Path, level: str, classes: list[str]
     if classes is not None:
         for name in folders:
             if name not in classes:
-                report.add("class not in the training split", str(root / name),
-                           f"the training split has no folder {name!r}")
+                report.add(
+                    "class not in the training split", str(root / name), f"the training split has no folder {name!r}"
+                )
     for name in folders:
         images, others = [], []
         for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
@@ -82,8 +83,12 @@ def _check_list(report: DataReport, list_file: Path, level: str, num_classes: in
         _decode(report, path, level)
     missing = sorted(set(range(num_classes)) - seen)
     if missing:
-        report.add("empty class", str(list_file), f"{len(missing)} of {num_classes} classes have no image, "
-                   f"e.g. {missing[:5]}", "warning")
+        report.add(
+            "empty class",
+            str(list_file),
+            f"{len(missing)} of {num_classes} classes have no image, e.g. {missing[:5]}",
+            "warning",
+        )
 
 
 def check_cls_data(cfg: ClsConfig, level: str = "full") -> DataReport:
@@ -100,8 +105,11 @@ def check_cls_data(cfg: ClsConfig, level: str = "full") -> DataReport:
             if i == 0:
                 train_classes = names
                 if names and len(names) != cfg.model.num_classes:
-                    report.add("class count differs from the config", str(path),
-                               f"{len(names)} class folders, model.num_classes is {cfg.model.num_classes}")
+                    report.add(
+                        "class count differs from the config",
+                        str(path),
+                        f"{len(names)} class folders, model.num_classes is {cfg.model.num_classes}",
+                    )
         elif path.is_file():
             _check_list(report, path, level, cfg.model.num_classes)
         else:
@@ -119,6 +127,10 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 def add_check_data(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``check-data`` under ``hrnet cls``."""
-    return add_check_data_verb(sub, task="cls", func=cmd_check_data,
-                               example_config="configs/cls/imagenet/hrnet_w18.yaml",
-                               what="class folders or list files, and unreadable images")
+    return add_check_data_verb(
+        sub,
+        task="cls",
+        func=cmd_check_data,
+        example_config="configs/cls/imagenet/hrnet_w18.yaml",
+        what="class folders or list files, and unreadable images",
+    )

@@ -31,8 +31,9 @@ def _add_model(p: argparse.ArgumentParser, with_config: bool = True) -> None:
     if with_config:
         p.add_argument("--config", default=None, help="experiment YAML (model, classes, crop sizes)")
         p.add_argument("--model", default=None, help="model name for weights without a card, e.g. hrnet_w18")
-    p.add_argument("--num-classes", type=int, default=None,
-                   help="class count for weights without a card (must match the file)")
+    p.add_argument(
+        "--num-classes", type=int, default=None, help="class count for weights without a card (must match the file)"
+    )
     p.add_argument("--classes", default=None, help="class-name file (name or id<TAB>name per line)")
 
 
@@ -44,9 +45,14 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     add_check_data(sub)
 
     example = "train.optim.lr=0.05 data.train=/data/imagenet/train"
-    add_train_verb(sub, help="train a classifier from a config (ImageFolder or list-file data)",
-                   example_config="configs/cls/imagenet/hrnet_w18.yaml", default_out="runs/cls", func=cmd_train,
-                   example=example)
+    add_train_verb(
+        sub,
+        help="train a classifier from a config (ImageFolder or list-file data)",
+        example_config="configs/cls/imagenet/hrnet_w18.yaml",
+        default_out="runs/cls",
+        func=cmd_train,
+        example=example,
+    )
 
     p = sub.add_parser("eval", help="top-1 / top-5 accuracy on a validation folder or list file")
     _add_model(p)
@@ -58,8 +64,13 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     add_run_options(p, example)
     p.set_defaults(func=cmd_eval)
 
-    p = add_predict_verb(sub, task="cls", help="top classes and probabilities of images and videos",
-                         func=cmd_predict, example="data.crop_size=256")
+    p = add_predict_verb(
+        sub,
+        task="cls",
+        help="top classes and probabilities of images and videos",
+        func=cmd_predict,
+        example="data.crop_size=256",
+    )
     _add_model(p, with_config=False)
     p.add_argument("--topk", type=int, default=5, help="classes to report per image (default %(default)s)")
 
@@ -81,13 +92,23 @@ def _classifier(args: argparse.Namespace, device: str | None = None, batch_size:
     cfg = _config(args)
     from_config = args.config is not None or any(o.startswith("model.") for o in args.overrides)
     weights = args.weights or cfg.test.weights or (cfg.model.pretrained if from_config else None)
-    kwargs = dict(num_classes=args.num_classes, class_names=args.classes or cfg.data.classes,
-                  topk=getattr(args, "topk", 5), device=device or args.device, batch_size=batch_size or 32,
-                  runtime=getattr(args, "runtime", "eager"))
+    kwargs = dict(
+        num_classes=args.num_classes,
+        class_names=args.classes or cfg.data.classes,
+        topk=getattr(args, "topk", 5),
+        device=device or args.device,
+        batch_size=batch_size or 32,
+        runtime=getattr(args, "runtime", "eager"),
+    )
     if from_config:
-        kwargs.update(num_classes=args.num_classes or cfg.model.num_classes, crop_size=cfg.data.crop_size,
-                      resize_size=cfg.data.resize_size, interpolation=cfg.data.interpolation, head=cfg.model.head,
-                      **cfg.model.overrides())
+        kwargs.update(
+            num_classes=args.num_classes or cfg.model.num_classes,
+            crop_size=cfg.data.crop_size,
+            resize_size=cfg.data.resize_size,
+            interpolation=cfg.data.interpolation,
+            head=cfg.model.head,
+            **cfg.model.overrides(),
+        )
         return Classifier(cfg.model.name, weights, **kwargs), cfg
     if weights is None and args.model is None:
         raise ValueError("give --weights (a weights file with a model card is enough), --model or --config")
@@ -113,17 +134,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = args.data or cfg.data.val
     if not data:
         raise ValueError("no evaluation data: pass --data or set data.val in the config")
-    metrics = clf.evaluate(data, batch_size=args.batch_size or cfg.test.batch_size,
-                           workers=cfg.test.workers if args.workers is None else args.workers,
-                           bad_images=cfg.data.bad_images, rank=dist.rank, world_size=dist.world_size)
+    metrics = clf.evaluate(
+        data,
+        batch_size=args.batch_size or cfg.test.batch_size,
+        workers=cfg.test.workers if args.workers is None else args.workers,
+        bad_images=cfg.data.bad_images,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
     if dist.is_main:
         skipped = f", {int(metrics['skipped'])} unreadable images skipped" if metrics["skipped"] else ""
         if args.json != "-":
-            print(f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
-                  f"({int(metrics['count'])} images{skipped})")
-        emit_json({**metrics, "count": int(metrics["count"]), "skipped": int(metrics["skipped"]),
-                   "model": clf.card.model if clf.card else (args.model or cfg.model.name),
-                   "weights": str(args.weights or ""), "data": str(data)}, args.json)
+            print(
+                f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
+                f"({int(metrics['count'])} images{skipped})"
+            )
+        emit_json(
+            {
+                **metrics,
+                "count": int(metrics["count"]),
+                "skipped": int(metrics["skipped"]),
+                "model": clf.card.model if clf.card else (args.model or cfg.model.name),
+                "weights": str(args.weights or ""),
+                "data": str(data),
+            },
+            args.json,
+        )
     return 0
 
 
@@ -141,6 +177,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"{f.name}: {best}", file=sys.stderr)
         return results
 
-    info = {"model": clf.card.model if clf.card else (args.model or ""), "weights": str(args.weights or ""),
-            "topk": args.topk, "num_classes": clf.num_classes}
+    info = {
+        "model": clf.card.model if clf.card else (args.model or ""),
+        "weights": str(args.weights or ""),
+        "topk": args.topk,
+        "num_classes": clf.num_classes,
+    }
     return run_predict(args, task="cls", predict=predict, info=info)

@@ -32,8 +32,15 @@ class ClsModelConfig:
 
     def overrides(self) -> dict:
         """The backbone overrides that are set, as ``create_model`` keyword arguments."""
-        keys = ("width", "stem_width", "stage1_channels", "stage1_blocks", "stage_modules", "stage_blocks",
-                "bn_momentum")
+        keys = (
+            "width",
+            "stem_width",
+            "stage1_channels",
+            "stage1_blocks",
+            "stage_modules",
+            "stage_blocks",
+            "bn_momentum",
+        )
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
@@ -68,9 +75,13 @@ class ClsTestConfig:
 
 def _paper_train() -> TrainConfig:
     """Appendix A: 100 epochs, SGD Nesterov 0.9, wd 1e-4, lr 0.1 per 256 images, x0.1 at 30/60/90."""
-    return TrainConfig(epochs=100, batch_size=32, workers=4,
-                       optim=OptimConfig(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4),
-                       schedule=ScheduleConfig(name="multistep", milestones=[30, 60, 90], gamma=0.1))
+    return TrainConfig(
+        epochs=100,
+        batch_size=32,
+        workers=4,
+        optim=OptimConfig(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4),
+        schedule=ScheduleConfig(name="multistep", milestones=[30, 60, 90], gamma=0.1),
+    )
 
 
 @dataclass

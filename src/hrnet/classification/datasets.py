@@ -38,9 +38,14 @@ class ClassificationDataset(Dataset):
     ``skip`` policy (see :func:`collate_skip`).
     """
 
-    def __init__(self, samples: Sequence[tuple[Path, int]], classes: Sequence[str],
-                 transform: Callable[[Image.Image], Any] | None = None, bad_images: str = "skip",
-                 source: str = "") -> None:
+    def __init__(
+        self,
+        samples: Sequence[tuple[Path, int]],
+        classes: Sequence[str],
+        transform: Callable[[Image.Image], Any] | None = None,
+        bad_images: str = "skip",
+        source: str = "",
+    ) -> None:
         if bad_images not in BAD_IMAGE_POLICIES:
             raise ValueError(f"bad_images must be one of {BAD_IMAGE_POLICIES}, got {bad_images!r}")
         if not samples:
@@ -75,8 +80,9 @@ class ClassificationDataset(Dataset):
         return (self.transform(image) if self.transform is not None else image), label
 
 
-def scan_image_folder(root: str | Path, classes: Sequence[str] | None = None
-                      ) -> tuple[list[tuple[Path, int]], list[str]]:
+def scan_image_folder(
+    root: str | Path, classes: Sequence[str] | None = None
+) -> tuple[list[tuple[Path, int]], list[str]]:
     """Samples and class names of ``root/<class>/**/<image>``; class index = position in sorted names.
 
     ``classes`` fixes the class list (e.g. a validation split must use the training split's): a class
@@ -105,8 +111,9 @@ def scan_image_folder(root: str | Path, classes: Sequence[str] | None = None
     return samples, names
 
 
-def scan_image_list(list_file: str | Path, root: str | Path | None = None,
-                    num_classes: int | None = None) -> list[tuple[Path, int]]:
+def scan_image_list(
+    list_file: str | Path, root: str | Path | None = None, num_classes: int | None = None
+) -> list[tuple[Path, int]]:
     """Samples of a list file: one ``relative/path label`` per line, relative to ``root`` (default: its folder)."""
     list_file = Path(list_file)
     if not list_file.is_file():
@@ -132,9 +139,13 @@ def scan_image_list(list_file: str | Path, root: str | Path | None = None,
     return samples
 
 
-def build_dataset(path: str | Path, transform: Callable[[Image.Image], Any] | None = None,
-                  classes: Sequence[str] | None = None, num_classes: int | None = None,
-                  bad_images: str = "skip") -> ClassificationDataset:
+def build_dataset(
+    path: str | Path,
+    transform: Callable[[Image.Image], Any] | None = None,
+    classes: Sequence[str] | None = None,
+    num_classes: int | None = None,
+    bad_images: str = "skip",
+) -> ClassificationDataset:
     """A folder gives an ImageFolder dataset, a file a list dataset (its classes are numbered 0..C-1)."""
     path = Path(path)
     if path.is_dir():

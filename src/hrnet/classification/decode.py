@@ -16,8 +16,11 @@ class ClsDecoder(nn.Module):
         super().__init__()
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
-        n = num_classes if num_classes is not None else getattr(getattr(model, "classifier", None),
-                                                                "out_features", None)
+        n = (
+            num_classes
+            if num_classes is not None
+            else getattr(getattr(model, "classifier", None), "out_features", None)
+        )
         self.model = model
         self.topk = min(topk, n) if n else topk
 

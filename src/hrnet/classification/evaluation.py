@@ -15,9 +15,16 @@ from hrnet.classification.metrics import TopKMeter
 
 
 @torch.no_grad()
-def evaluate_classifier(model: nn.Module, dataset: Dataset, batch_size: int = 64, workers: int = 0,
-                        device: torch.device | str | None = None, rank: int = 0,
-                        world_size: int = 1, amp: str = "none") -> dict[str, float]:
+def evaluate_classifier(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 64,
+    workers: int = 0,
+    device: torch.device | str | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    amp: str = "none",
+) -> dict[str, float]:
     """``{"top1", "top5", "count", "skipped"}``: accuracies as fractions in [0, 1] over the readable images.
 
     ``skipped`` counts images that could not be read (``bad_images="skip"``); they are not scored.
@@ -30,8 +37,14 @@ def evaluate_classifier(model: nn.Module, dataset: Dataset, batch_size: int = 64
         device = next(model.parameters()).device
     device = torch.device(device)
     shard = Subset(dataset, range(rank, len(dataset), world_size)) if world_size > 1 else dataset
-    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=collate_skip, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        shard,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_skip,
+        pin_memory=device.type == "cuda",
+    )
     was_training = model.training
     model.eval()
     meter = TopKMeter((1, 5))

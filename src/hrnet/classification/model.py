@@ -50,11 +50,18 @@ def build_model(cfg: ClsModelConfig) -> nn.Module:
 def make_card(cfg: ClsConfig, classes: Sequence[tuple[str, str]]) -> ModelCard:
     """The model card of a classification experiment; ``classes`` are (id, name) pairs in head order."""
     d = cfg.data
-    return ModelCard(task="cls", model=cfg.model.name, num_outputs=len(classes), labels=[n for _, n in classes],
-                     overrides={k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs(cfg.model).items()},
-                     input_size=[d.crop_size, d.crop_size], mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
-                     meta={"class_ids": [i for i, _ in classes]},
-                     test={"resize_size": d.resize_size, "crop_size": d.crop_size, "interpolation": d.interpolation})
+    return ModelCard(
+        task="cls",
+        model=cfg.model.name,
+        num_outputs=len(classes),
+        labels=[n for _, n in classes],
+        overrides={k: list(v) if isinstance(v, tuple) else v for k, v in model_kwargs(cfg.model).items()},
+        input_size=[d.crop_size, d.crop_size],
+        mean=list(IMAGENET_MEAN),
+        std=list(IMAGENET_STD),
+        meta={"class_ids": [i for i, _ in classes]},
+        test={"resize_size": d.resize_size, "crop_size": d.crop_size, "interpolation": d.interpolation},
+    )
 
 
 def model_from_card(card: ModelCard) -> nn.Module:

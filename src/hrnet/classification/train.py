@@ -62,23 +62,33 @@ def classes_for(cfg: ClsConfig, dataset: ClassificationDataset | None = None) ->
     return list(imagenet_classes()) if n == 1000 else [(str(i), str(i)) for i in range(n)]
 
 
-def build_datasets(cfg: ClsConfig, with_val: bool = True
-                   ) -> tuple[ClassificationDataset, ClassificationDataset | None]:
+def build_datasets(cfg: ClsConfig, with_val: bool = True) -> tuple[ClassificationDataset, ClassificationDataset | None]:
     """Training and validation datasets; the validation split uses the training split's class list."""
     d = cfg.data
     ids = [key for key, _ in read_classes(d.classes)] if d.classes else None
-    train_set = build_dataset(d.train, train_transform(d.crop_size, tuple(d.crop_scale), d.hflip, d.interpolation),
-                              classes=ids, num_classes=cfg.model.num_classes, bad_images=d.bad_images)
+    train_set = build_dataset(
+        d.train,
+        train_transform(d.crop_size, tuple(d.crop_scale), d.hflip, d.interpolation),
+        classes=ids,
+        num_classes=cfg.model.num_classes,
+        bad_images=d.bad_images,
+    )
     val_set = None
     if with_val and d.val:
         classes = ids or (train_set.classes if Path(d.train).is_dir() and Path(d.val).is_dir() else None)
-        val_set = build_dataset(d.val, eval_transform(d.crop_size, d.resize_size, d.interpolation),
-                                classes=classes, num_classes=cfg.model.num_classes, bad_images=d.bad_images)
+        val_set = build_dataset(
+            d.val,
+            eval_transform(d.crop_size, d.resize_size, d.interpolation),
+            classes=classes,
+            num_classes=cfg.model.num_classes,
+            bad_images=d.bad_images,
+        )
     return train_set, val_set
 
 
-def train(cfg: ClsConfig, out_dir: str | Path, resume: str | Path | None = None,
-          device: str | None = None) -> dict[str, float]:
+def train(
+    cfg: ClsConfig, out_dir: str | Path, resume: str | Path | None = None, device: str | None = None
+) -> dict[str, float]:
     """Train as ``cfg`` says, writing the engine's outputs and ``classes.txt`` into ``out_dir``."""
     from hrnet.engine.config import config_to_dict
     from hrnet.engine.data import seed_everything
@@ -100,25 +110,42 @@ def train(cfg: ClsConfig, out_dir: str | Path, resume: str | Path | None = None,
     lr = scaled_lr(t.optim.lr, t.batch_size, dist.world_size, t.accum_steps, cfg.lr_reference_batch)
     train_cfg = dataclasses.replace(t, optim=dataclasses.replace(t.optim, lr=lr))
     if dist.is_main:
-        log.info("lr %.4g = %.4g x global batch %d / %d", lr, t.optim.lr,
-                 t.batch_size * dist.world_size * t.accum_steps, cfg.lr_reference_batch)
+        log.info(
+            "lr %.4g = %.4g x global batch %d / %d",
+            lr,
+            t.optim.lr,
+            t.batch_size * dist.world_size * t.accum_steps,
+            cfg.lr_reference_batch,
+        )
 
     evaluate = None
     if val_set is not None:
         test = cfg.test
 
         def evaluate(m: nn.Module, d: Any) -> dict[str, float]:
-            return evaluate_classifier(m, val_set, test.batch_size, test.workers, d.device, d.rank, d.world_size,
-                                       amp=t.amp)
+            return evaluate_classifier(
+                m, val_set, test.batch_size, test.workers, d.device, d.rank, d.world_size, amp=t.amp
+            )
 
-    trainer = Trainer(model, train_set, train_cfg, out_dir, cross_entropy_loss, evaluate,
-                      collate_fn=collate_skip, best_metric="top1" if evaluate else None, dist=dist,
-                      config_dict=config_to_dict(cfg), card=make_card(cfg, classes))
+    trainer = Trainer(
+        model,
+        train_set,
+        train_cfg,
+        out_dir,
+        cross_entropy_loss,
+        evaluate,
+        collate_fn=collate_skip,
+        best_metric="top1" if evaluate else None,
+        dist=dist,
+        config_dict=config_to_dict(cfg),
+        card=make_card(cfg, classes),
+    )
     return trainer.fit(resume=resume)
 
 
-def evaluate(cfg: ClsConfig, weights: str | Path | None, device: str | None = None, data: str | None = None,
-             dist: Any = None) -> dict[str, float]:
+def evaluate(
+    cfg: ClsConfig, weights: str | Path | None, device: str | None = None, data: str | None = None, dist: Any = None
+) -> dict[str, float]:
     """Top-1 / top-5 of ``weights`` (the config's model when the file has no card) on ``data`` (default
     ``data.val``), sharded over DDP ranks."""
     from hrnet.classification.api import Classifier
@@ -128,8 +155,23 @@ def evaluate(cfg: ClsConfig, weights: str | Path | None, device: str | None = No
     source = data or cfg.data.val
     if not source:
         raise ValueError("no evaluation data: pass --data or set data.val in the config")
-    clf = Classifier(cfg.model.name, weights, num_classes=cfg.model.num_classes, head=cfg.model.head,
-                     class_names=cfg.data.classes, crop_size=cfg.data.crop_size, resize_size=cfg.data.resize_size,
-                     interpolation=cfg.data.interpolation, device=dist.device, **cfg.model.overrides())
-    return clf.evaluate(source, batch_size=cfg.test.batch_size, workers=cfg.test.workers,
-                        bad_images=cfg.data.bad_images, rank=dist.rank, world_size=dist.world_size)
+    clf = Classifier(
+        cfg.model.name,
+        weights,
+        num_classes=cfg.model.num_classes,
+        head=cfg.model.head,
+        class_names=cfg.data.classes,
+        crop_size=cfg.data.crop_size,
+        resize_size=cfg.data.resize_size,
+        interpolation=cfg.data.interpolation,
+        device=dist.device,
+        **cfg.model.overrides(),
+    )
+    return clf.evaluate(
+        source,
+        batch_size=cfg.test.batch_size,
+        workers=cfg.test.workers,
+        bad_images=cfg.data.bad_images,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )

@@ -30,8 +30,9 @@ def _to_normalised_tensor() -> list[Callable]:
     return [T.PILToTensor(), T.ToDtype(torch.float32, scale=True), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
 
 
-def train_transform(crop: int = 224, scale: tuple[float, float] = (0.08, 1.0), hflip: float = 0.5,
-                    interpolation: str = "bilinear") -> Callable[[Image.Image], torch.Tensor]:
+def train_transform(
+    crop: int = 224, scale: tuple[float, float] = (0.08, 1.0), hflip: float = 0.5, interpolation: str = "bilinear"
+) -> Callable[[Image.Image], torch.Tensor]:
     """RandomResizedCrop(``crop``, ``scale``) + horizontal flip with probability ``hflip`` + normalisation."""
     if not 0.0 < scale[0] <= scale[1] <= 1.0:
         raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {tuple(scale)}")
@@ -41,10 +42,12 @@ def train_transform(crop: int = 224, scale: tuple[float, float] = (0.08, 1.0), h
     return T.Compose(ops + _to_normalised_tensor())
 
 
-def eval_transform(crop: int = 224, resize: int = 256,
-                   interpolation: str = "bilinear") -> Callable[[Image.Image], torch.Tensor]:
+def eval_transform(
+    crop: int = 224, resize: int = 256, interpolation: str = "bilinear"
+) -> Callable[[Image.Image], torch.Tensor]:
     """Resize the shorter side to ``resize``, centre-crop ``crop`` x ``crop``, normalise."""
     if resize < crop:
         raise ValueError(f"eval resize ({resize}) must be >= the crop ({crop})")
-    return T.Compose([T.Resize(resize, interpolation=_interp(interpolation)), T.CenterCrop(crop),
-                      *_to_normalised_tensor()])
+    return T.Compose(
+        [T.Resize(resize, interpolation=_interp(interpolation)), T.CenterCrop(crop), *_to_normalised_tensor()]
+    )

@@ -80,8 +80,10 @@ class DetResult(Result):
     def boxes_of(self, class_name: str, score_thr: float = 0.0) -> np.ndarray:
         """(M, 5) float32 ``x1, y1, x2, y2, score`` of one class scored at least ``score_thr``, best first."""
         if class_name not in self.class_names:
-            raise ValueError(f"no class {class_name!r} in this detector (classes: {', '.join(self.class_names[:8])}"
-                             f"{', ...' if len(self.class_names) > 8 else ''})")
+            raise ValueError(
+                f"no class {class_name!r} in this detector (classes: {', '.join(self.class_names[:8])}"
+                f"{', ...' if len(self.class_names) > 8 else ''})"
+            )
         label = self.class_names.index(class_name) + 1
         keep = (self.labels == label) & (self.scores >= score_thr)
         out = np.concatenate([self.boxes[keep], self.scores[keep, None]], axis=1).astype(np.float32)
@@ -89,8 +91,11 @@ class DetResult(Result):
 
     def to_coco(self, image_id: int | str = 0) -> list[dict[str, Any]]:
         """COCO results (``bbox`` x, y, w, h; the file's ``category_id``; RLE ``segmentation`` with masks)."""
-        out: dict[str, torch.Tensor] = {"boxes": torch.from_numpy(self.boxes), "scores": torch.from_numpy(self.scores),
-                                        "labels": torch.from_numpy(self.labels)}
+        out: dict[str, torch.Tensor] = {
+            "boxes": torch.from_numpy(self.boxes),
+            "scores": torch.from_numpy(self.scores),
+            "labels": torch.from_numpy(self.labels),
+        }
         if self.masks is not None:
             out["masks"] = torch.from_numpy(self.masks)[:, None].float()
         if self.keypoints is not None:
@@ -127,8 +132,9 @@ class DetResult(Result):
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, 1)
             top = max(0, y1 - th - base - 2)
             cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), colour, -1)
-            cv2.putText(out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), 1, cv2.LINE_AA
+            )
         return out
 
 
@@ -148,8 +154,9 @@ def fused_detector(model: nn.Module, runtime: str) -> tuple[nn.Module, str]:
     if err <= FP32_TOLERANCE:
         return fused, "torch"
     if runtime == "torch":
-        raise ValueError(f"runtime 'torch': the fused detector differs from eager by {err:.2e} (relative); "
-                         f"use runtime 'eager'")
+        raise ValueError(
+            f"runtime 'torch': the fused detector differs from eager by {err:.2e} (relative); use runtime 'eager'"
+        )
     log.warning("fused detector differs from eager by %.2e (relative); running eagerly", err)
     return model, "eager"
 
@@ -174,8 +181,11 @@ def inference_settings(model: nn.Module) -> dict[str, Any]:
     if isinstance(model, CenterNet):
         return {"score_thresh": float(model.score_thresh), "nms_thresh": None, "detections_per_img": int(model.topk)}
     target = model.roi_heads if isinstance(model, FasterRCNN) else model
-    return {"score_thresh": float(target.score_thresh), "nms_thresh": float(target.nms_thresh),
-            "detections_per_img": int(target.detections_per_img)}
+    return {
+        "score_thresh": float(target.score_thresh),
+        "nms_thresh": float(target.nms_thresh),
+        "detections_per_img": int(target.detections_per_img),
+    }
 
 
 class Detector:
@@ -195,15 +205,30 @@ class Detector:
     apply. The fused model is a copy; a module handed in is left as it was.
     """
 
-    def __init__(self, model: str | Path | nn.Module = "faster_rcnn_hrnet_w32", weights: str | Path | None = None,
-                 *, num_classes: int | None = None, class_names: Sequence[str] | None = None,
-                 category_ids: Sequence[int] | None = None, score_thr: float | None = None,
-                 nms_thr: float | None = None, max_detections: int | None = None, min_size: int | None = None,
-                 max_size: int | None = None, mask_thr: float = 0.5, batch_size: int = 4,
-                 device: str | torch.device | None = None, runtime: str = "auto", **options: Any) -> None:
+    def __init__(
+        self,
+        model: str | Path | nn.Module = "faster_rcnn_hrnet_w32",
+        weights: str | Path | None = None,
+        *,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        category_ids: Sequence[int] | None = None,
+        score_thr: float | None = None,
+        nms_thr: float | None = None,
+        max_detections: int | None = None,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        mask_thr: float = 0.5,
+        batch_size: int = 4,
+        device: str | torch.device | None = None,
+        runtime: str = "auto",
+        **options: Any,
+    ) -> None:
         if runtime not in RUNTIMES:
-            raise ValueError(f"runtime {runtime!r} is not available for detection: torchvision detectors take lists "
-                             f"of images of any size, which fixed-shape runtimes do not (use one of {RUNTIMES})")
+            raise ValueError(
+                f"runtime {runtime!r} is not available for detection: torchvision detectors take lists "
+                f"of images of any size, which fixed-shape runtimes do not (use one of {RUNTIMES})"
+            )
         if isinstance(model, nn.Module) and options:
             raise ValueError(f"builder options {sorted(options)} apply to a model name, not to a built model")
         for name, value in (("score_thr", score_thr), ("nms_thr", nms_thr), ("mask_thr", mask_thr)):
@@ -219,8 +244,10 @@ class Detector:
         net, card = resolve_model("det", model, weights, build)
         n_out = num_classes_of(net)
         if num_classes is not None and num_classes != n_out:
-            raise ValueError(f"{weights or model}: num_classes={num_classes} but the weights detect {n_out} classes "
-                             f"(leave num_classes out to use them as they are)")
+            raise ValueError(
+                f"{weights or model}: num_classes={num_classes} but the weights detect {n_out} classes "
+                f"(leave num_classes out to use them as they are)"
+            )
         if card is not None:
             names, ids = list(card.labels), [int(i) for i in card.meta.get("category_ids", range(1, n_out + 1))]
         else:
@@ -251,9 +278,17 @@ class Detector:
         out = {k: v.detach().float().cpu() if k != "labels" else v.detach().cpu() for k, v in out.items()}
         masks = (out["masks"][:, 0] > self.mask_thr).numpy() if "masks" in out else None
         keypoints = out["keypoints"].numpy().astype(np.float32) if "keypoints" in out else None
-        return DetResult(rgb, out["boxes"].numpy().astype(np.float32), out["scores"].numpy().astype(np.float32),
-                         out["labels"].numpy().astype(np.int64), self.class_names, self.category_ids, path, masks,
-                         keypoints)
+        return DetResult(
+            rgb,
+            out["boxes"].numpy().astype(np.float32),
+            out["scores"].numpy().astype(np.float32),
+            out["labels"].numpy().astype(np.int64),
+            self.class_names,
+            self.category_ids,
+            path,
+            masks,
+            keypoints,
+        )
 
     @torch.no_grad()
     def _run(self, images: list[np.ndarray], paths: list[str | None], batch_size: int | None) -> list[DetResult]:
@@ -281,14 +316,18 @@ class Detector:
         bad = next((f for f in frames if f.error or f.image is None), None)
         if bad is not None:
             raise ValueError(bad.error or "empty frame")
-        return self._run([f.image for f in frames], [str(f.source.path) if f.source else None for f in frames],
-                         batch_size)
+        return self._run(
+            [f.image for f in frames], [str(f.source.path) if f.source else None for f in frames], batch_size
+        )
 
-    def person_boxes(self, image: str | Path | np.ndarray, score_thr: float = 0.5,
-                     class_name: str = "person") -> np.ndarray:
+    def person_boxes(
+        self, image: str | Path | np.ndarray, score_thr: float = 0.5, class_name: str = "person"
+    ) -> np.ndarray:
         """(N, 5) float32 ``x1, y1, x2, y2, score`` of the people (or ``class_name``) in ``image``, best first:
         the detector callable top-down pose estimation takes (``PoseEstimator(..., detector=det.person_boxes)``)."""
         if class_name not in self.class_names:
-            raise ValueError(f"this detector has no {class_name!r} class (classes: "
-                             f"{', '.join(self.class_names[:8])}{', ...' if len(self.class_names) > 8 else ''})")
+            raise ValueError(
+                f"this detector has no {class_name!r} class (classes: "
+                f"{', '.join(self.class_names[:8])}{', ...' if len(self.class_names) > 8 else ''})"
+            )
         return self(image).boxes_of(class_name, score_thr)

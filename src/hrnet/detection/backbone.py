@@ -47,8 +47,15 @@ class HRNetV2pBackbone(nn.Module):
     weights; a path: a local classification file).
     """
 
-    def __init__(self, name: str = "hrnet_w32", out_channels: int = 256, conv_stride: int = 1,
-                 pretrained: bool | str | Path = False, norm_eval: bool = True, **overrides: Any) -> None:
+    def __init__(
+        self,
+        name: str = "hrnet_w32",
+        out_channels: int = 256,
+        conv_stride: int = 1,
+        pretrained: bool | str | Path = False,
+        norm_eval: bool = True,
+        **overrides: Any,
+    ) -> None:
         super().__init__()
         self.body = create_model(name, pretrained=pretrained, features_only=True, **overrides)
         self.neck = HeadV2p(self.body.out_channels, out_channels, num_levels=LEVELS, conv_stride=conv_stride)
@@ -73,8 +80,9 @@ class HRNetV2Representation(nn.Module):
     CenterNet's heads sit on it directly (as FairMOT does on HRNet), so there is no pyramid.
     """
 
-    def __init__(self, name: str = "hrnet_w32", pretrained: bool | str | Path = False, norm_eval: bool = False,
-                 **overrides: Any) -> None:
+    def __init__(
+        self, name: str = "hrnet_w32", pretrained: bool | str | Path = False, norm_eval: bool = False, **overrides: Any
+    ) -> None:
         super().__init__()
         self.body = create_model(name, pretrained=pretrained, features_only=True, **overrides)
         self.out_channels = sum(self.body.out_channels)

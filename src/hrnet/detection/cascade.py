@@ -112,8 +112,12 @@ class CascadeRoIHeads(nn.Module):
         for props, tgt in zip(proposals, targets):
             gt = tgt["boxes"]
             props = torch.cat([props, gt])
-            gt_flag = torch.cat([torch.zeros(len(props) - len(gt), dtype=torch.bool, device=gt.device),
-                                 torch.ones(len(gt), dtype=torch.bool, device=gt.device)])
+            gt_flag = torch.cat(
+                [
+                    torch.zeros(len(props) - len(gt), dtype=torch.bool, device=gt.device),
+                    torch.ones(len(gt), dtype=torch.bool, device=gt.device),
+                ]
+            )
             if gt.numel() == 0:
                 lab = torch.zeros(len(props), dtype=torch.int64, device=props.device)
                 idx = torch.zeros(len(props), dtype=torch.int64, device=props.device)
@@ -136,10 +140,12 @@ class CascadeRoIHeads(nn.Module):
 
     def _stage_losses(self, stage: int, cls: Tensor, deltas: Tensor, samples, targets) -> dict[str, Tensor]:
         labels = torch.cat([s[1] for s in samples])
-        reg_targets = torch.cat([
-            self.box_coders[stage].encode_single(t["boxes"][s[2]] if t["boxes"].numel() else s[0], s[0])
-            for s, t in zip(samples, targets)
-        ])
+        reg_targets = torch.cat(
+            [
+                self.box_coders[stage].encode_single(t["boxes"][s[2]] if t["boxes"].numel() else s[0], s[0])
+                for s, t in zip(samples, targets)
+            ]
+        )
         loss_cls = F.cross_entropy(cls, labels)
         pos = torch.where(labels > 0)[0]
         loss_box = F.smooth_l1_loss(deltas[pos], reg_targets[pos], beta=self.smooth_l1_beta, reduction="sum")
@@ -156,8 +162,7 @@ class CascadeRoIHeads(nn.Module):
             pos_idx.append(idx[keep])
         x = self.mask_roi_pool(features, pos_rois, image_shapes)
         logits = self.mask_predictors[stage](self.mask_heads[stage](x))
-        loss = maskrcnn_loss(logits, pos_rois, [t["masks"] for t in targets], [t["labels"] for t in targets],
-                             pos_idx)
+        loss = maskrcnn_loss(logits, pos_rois, [t["masks"] for t in targets], [t["labels"] for t in targets], pos_idx)
         return self.stage_loss_weights[stage] * loss
 
     def _forward_train(self, features, proposals, image_shapes, targets) -> dict[str, Tensor]:
@@ -225,8 +230,13 @@ class CascadeRoIHeads(nn.Module):
         for r, m in zip(results, probs.split([len(b) for b in boxes])):
             r["masks"] = m
 
-    def forward(self, features: dict[str, Tensor], proposals: list[Tensor], image_shapes: list[tuple[int, int]],
-                targets: list[dict[str, Tensor]] | None = None) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+    def forward(
+        self,
+        features: dict[str, Tensor],
+        proposals: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+        targets: list[dict[str, Tensor]] | None = None,
+    ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         if self.training:
             if targets is None:
                 raise ValueError("cascade RoI heads need targets in training mode")

@@ -31,8 +31,9 @@ HM_BIAS = -2.19  # sigmoid(-2.19) = 0.1: the heatmap starts near "no object", as
 
 def head(in_channels: int, out_channels: int, mid: int = 256, bias: float = 0.0) -> nn.Sequential:
     """3x3 conv -> ReLU -> 1x1 conv; the last bias starts at ``bias``."""
-    seq = nn.Sequential(nn.Conv2d(in_channels, mid, 3, padding=1), nn.ReLU(inplace=True),
-                        nn.Conv2d(mid, out_channels, 1))
+    seq = nn.Sequential(
+        nn.Conv2d(in_channels, mid, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(mid, out_channels, 1)
+    )
     nn.init.constant_(seq[2].bias, bias)
     if bias == 0.0:
         nn.init.normal_(seq[2].weight, std=0.001)
@@ -63,7 +64,7 @@ def draw_gaussian(heatmap: Tensor, cx: int, cy: int, radius: int) -> None:
     y0, y1 = max(0, cy - radius), min(h, cy + radius + 1)
     if x0 >= x1 or y0 >= y1:
         return
-    patch = g[y0 - cy + radius:y1 - cy + radius, x0 - cx + radius:x1 - cx + radius]
+    patch = g[y0 - cy + radius : y1 - cy + radius, x0 - cx + radius : x1 - cx + radius]
     heatmap[y0:y1, x0:x1] = torch.maximum(heatmap[y0:y1, x0:x1], patch)
 
 
@@ -85,9 +86,18 @@ class CenterNet(nn.Module):
     ``model(images)`` a list of ``{"boxes", "scores", "labels"}`` (labels 1..num_classes) otherwise.
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int, transform: DetTransform | None = None,
-                 head_channels: int = 256, topk: int = 100, score_thresh: float = 0.0,
-                 wh_weight: float = 0.1, offset_weight: float = 1.0, min_overlap: float = 0.7) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        transform: DetTransform | None = None,
+        head_channels: int = 256,
+        topk: int = 100,
+        score_thresh: float = 0.0,
+        wh_weight: float = 0.1,
+        offset_weight: float = 1.0,
+        min_overlap: float = 0.7,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.transform = transform if transform is not None else DetTransform(512, 512)
@@ -125,8 +135,13 @@ class CenterNet(nn.Module):
                 wh.append((bw, bh))
                 off.append((cx - ix, cy - iy))
         as_t = lambda v, dt: torch.tensor(v, dtype=dt, device=device)  # noqa: E731
-        return {"hm": hm, "batch": as_t(batch, torch.int64), "pos": as_t(pos, torch.int64),
-                "wh": as_t(wh, torch.float32).reshape(-1, 2), "off": as_t(off, torch.float32).reshape(-1, 2)}
+        return {
+            "hm": hm,
+            "batch": as_t(batch, torch.int64),
+            "pos": as_t(pos, torch.int64),
+            "wh": as_t(wh, torch.float32).reshape(-1, 2),
+            "off": as_t(off, torch.float32).reshape(-1, 2),
+        }
 
     def losses(self, out: dict[str, Tensor], tgt: dict[str, Tensor]) -> dict[str, Tensor]:
         loss_hm = focal_loss(out["hm"].float().sigmoid(), tgt["hm"])
@@ -138,8 +153,11 @@ class CenterNet(nn.Module):
         denom = 2 * k + 1e-4
         loss_wh = (gather(out["wh"]) - tgt["wh"]).abs().sum() / denom
         loss_off = (gather(out["reg"]) - tgt["off"]).abs().sum() / denom
-        return {"loss_heatmap": loss_hm, "loss_wh": self.wh_weight * loss_wh,
-                "loss_offset": self.offset_weight * loss_off}
+        return {
+            "loss_heatmap": loss_hm,
+            "loss_wh": self.wh_weight * loss_wh,
+            "loss_offset": self.offset_weight * loss_off,
+        }
 
     # ---- inference -----------------------------------------------------------------------------------
     def decode(self, out: dict[str, Tensor], image_sizes: list[tuple[int, int]]) -> list[dict[str, Tensor]]:

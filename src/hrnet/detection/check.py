@@ -53,12 +53,14 @@ def _check_annotation(report: DataReport, ann: dict[str, Any], where: str, size:
         report.add("box without area (skipped)", where, f"bbox {ann['bbox']}, area {ann.get('area')}", "warning")
         return
     if size is not None and (x < -1 or y < -1 or x + w > size[0] + 1 or y + h > size[1] + 1):
-        report.add("box beyond its image (clipped)", where, f"bbox {ann['bbox']} in a {size[0]}x{size[1]} image",
-                   "warning")
+        report.add(
+            "box beyond its image (clipped)", where, f"bbox {ann['bbox']} in a {size[0]}x{size[1]} image", "warning"
+        )
     segm = ann.get("segmentation")
     if isinstance(segm, list) and any(not isinstance(p, list) or len(p) < 6 or len(p) % 2 for p in segm):
-        report.add("polygon that cannot be drawn (dropped)", where, "fewer than 3 points or an odd coordinate count",
-                   "warning")
+        report.add(
+            "polygon that cannot be drawn (dropped)", where, "fewer than 3 points or an odd coordinate count", "warning"
+        )
 
 
 def _check_file(report: DataReport, ann_file: Path, image_dir: Path, train: bool, level: str) -> list[int] | None:
@@ -71,8 +73,11 @@ def _check_file(report: DataReport, ann_file: Path, image_dir: Path, train: bool
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         report.add("unreadable annotation file", str(ann_file), str(err))
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("categories"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("categories"), list)
+    ):
         report.add("not a COCO instances file", str(ann_file), "expected images / annotations / categories lists")
         return None
     cats = {c.get("id") for c in data["categories"] if isinstance(c, dict)}
@@ -87,11 +92,17 @@ def _check_file(report: DataReport, ann_file: Path, image_dir: Path, train: bool
             continue
         if im["id"] in sizes:
             report.add("duplicate image id", f"{ann_file}: image {im['id']}")
-        size = _image_size(report, image_dir / im["file_name"], f"{ann_file}: image {im['id']}", level) \
-            if image_dir.is_dir() else None
+        size = (
+            _image_size(report, image_dir / im["file_name"], f"{ann_file}: image {im['id']}", level)
+            if image_dir.is_dir()
+            else None
+        )
         if size is not None and size != (int(im["width"]), int(im["height"])):
-            report.add("image size differs from the JSON", str(image_dir / im["file_name"]),
-                       f"file is {size[0]}x{size[1]}, the JSON says {im['width']}x{im['height']} (WxH)")
+            report.add(
+                "image size differs from the JSON",
+                str(image_dir / im["file_name"]),
+                f"file is {size[0]}x{size[1]}, the JSON says {im['width']}x{im['height']} (WxH)",
+            )
         sizes[im["id"]] = size or (int(im["width"]), int(im["height"]))
     used: set[Any] = set()
     for ann in data.get("annotations") or []:
@@ -113,8 +124,12 @@ def _check_file(report: DataReport, ann_file: Path, image_dir: Path, train: bool
     if train:
         for image_id in sizes:
             if image_id not in used:
-                report.add("image without a usable annotation (skipped in training)",
-                           f"{ann_file}: image {image_id}", "", "warning")
+                report.add(
+                    "image without a usable annotation (skipped in training)",
+                    f"{ann_file}: image {image_id}",
+                    "",
+                    "warning",
+                )
     return sorted(c for c in cats if c is not None)
 
 
@@ -133,8 +148,11 @@ def check_det_data(cfg: DetConfig, level: str = "full") -> DataReport:
         seen.add((ann, images))
         categories.append(_check_file(report, _path(d.root, ann), _path(d.root, images), train, level))
     if len(categories) == 2 and None not in categories and categories[0] != categories[1]:
-        report.add("categories differ between training and validation", str(_path(d.root, d.val_ann)),
-                   f"{len(categories[0])} vs {len(categories[1])} categories")
+        report.add(
+            "categories differ between training and validation",
+            str(_path(d.root, d.val_ann)),
+            f"{len(categories[0])} vs {len(categories[1])} categories",
+        )
     return report
 
 
@@ -148,6 +166,10 @@ def cmd_check_data(args: Any) -> int:
 
 def add_check_data(sub: Any) -> Any:
     """Register ``check-data`` under ``hrnet det``."""
-    return add_check_data_verb(sub, task="det", func=cmd_check_data,
-                               example_config="configs/det/faster_rcnn/w32_1x.yaml",
-                               what="COCO annotation files, boxes, polygons and images")
+    return add_check_data_verb(
+        sub,
+        task="det",
+        func=cmd_check_data,
+        example_config="configs/det/faster_rcnn/w32_1x.yaml",
+        what="COCO annotation files, boxes, polygons and images",
+    )

@@ -47,8 +47,14 @@ log = logging.getLogger("hrnet.detection")
 
 BODY_PREFIXES = ("conv1.", "bn1.", "conv2.", "bn2.", "layer1.", "transition", "stage")
 # output layers whose size follows the class (or keypoint) count; fine-tuning may re-initialise them
-HEAD_OUTPUTS = ("roi_heads.box_predictor.", "roi_heads.box_predictors.", "roi_heads.mask_predictor.mask_fcn_logits.",
-                "roi_heads.keypoint_predictor.", "head.classification_head.cls_logits.", "hm.2.")
+HEAD_OUTPUTS = (
+    "roi_heads.box_predictor.",
+    "roi_heads.box_predictors.",
+    "roi_heads.mask_predictor.mask_fcn_logits.",
+    "roi_heads.keypoint_predictor.",
+    "head.classification_head.cls_logits.",
+    "hm.2.",
+)
 _STAGE = r"(?:\.(\d+))?"  # an optional cascade stage index
 
 _RENAMES: list[tuple[re.Pattern[str], str]] = [
@@ -62,16 +68,31 @@ _HEAD_RENAMES: list[tuple[re.Pattern[str], str, str]] = [
     # (pattern after an optional "roi_head.", single-stage target, cascade target with {s})
     (re.compile(rf"^bbox_head{_STAGE}\.shared_fcs\.0\."), "roi_heads.box_head.fc6.", "roi_heads.box_heads.{s}.fc6."),
     (re.compile(rf"^bbox_head{_STAGE}\.shared_fcs\.1\."), "roi_heads.box_head.fc7.", "roi_heads.box_heads.{s}.fc7."),
-    (re.compile(rf"^bbox_head{_STAGE}\.fc_cls\."), "roi_heads.box_predictor.cls_score.",
-     "roi_heads.box_predictors.{s}.cls_score."),
-    (re.compile(rf"^bbox_head{_STAGE}\.fc_reg\."), "roi_heads.box_predictor.bbox_pred.",
-     "roi_heads.box_predictors.{s}.bbox_pred."),
-    (re.compile(rf"^mask_head{_STAGE}\.convs\.(\d+)\.conv\."), "roi_heads.mask_head.{i}.0.",
-     "roi_heads.mask_heads.{s}.{i}.0."),
-    (re.compile(rf"^mask_head{_STAGE}\.upsample\."), "roi_heads.mask_predictor.conv5_mask.",
-     "roi_heads.mask_predictors.{s}.conv5_mask."),
-    (re.compile(rf"^mask_head{_STAGE}\.conv_logits\."), "roi_heads.mask_predictor.mask_fcn_logits.",
-     "roi_heads.mask_predictors.{s}.mask_fcn_logits."),
+    (
+        re.compile(rf"^bbox_head{_STAGE}\.fc_cls\."),
+        "roi_heads.box_predictor.cls_score.",
+        "roi_heads.box_predictors.{s}.cls_score.",
+    ),
+    (
+        re.compile(rf"^bbox_head{_STAGE}\.fc_reg\."),
+        "roi_heads.box_predictor.bbox_pred.",
+        "roi_heads.box_predictors.{s}.bbox_pred.",
+    ),
+    (
+        re.compile(rf"^mask_head{_STAGE}\.convs\.(\d+)\.conv\."),
+        "roi_heads.mask_head.{i}.0.",
+        "roi_heads.mask_heads.{s}.{i}.0.",
+    ),
+    (
+        re.compile(rf"^mask_head{_STAGE}\.upsample\."),
+        "roi_heads.mask_predictor.conv5_mask.",
+        "roi_heads.mask_predictors.{s}.conv5_mask.",
+    ),
+    (
+        re.compile(rf"^mask_head{_STAGE}\.conv_logits\."),
+        "roi_heads.mask_predictor.mask_fcn_logits.",
+        "roi_heads.mask_predictors.{s}.mask_fcn_logits.",
+    ),
 ]
 
 
@@ -126,7 +147,7 @@ def _rename(key: str) -> str | None:
     for pattern, target in _RENAMES:
         if pattern.match(key):
             return pattern.sub(target, key, count=1)
-    head = key[len("roi_head."):] if key.startswith("roi_head.") else key
+    head = key[len("roi_head.") :] if key.startswith("roi_head.") else key
     for pattern, single, cascade in _HEAD_RENAMES:
         m = pattern.match(head)
         if m is None:
@@ -134,7 +155,7 @@ def _rename(key: str) -> str | None:
         groups = m.groups()
         stage, index = groups[0], groups[1] if len(groups) > 1 else None
         target = single if stage is None else cascade
-        return target.format(s=stage, i=index) + head[m.end():]
+        return target.format(s=stage, i=index) + head[m.end() :]
     return None
 
 
@@ -147,8 +168,9 @@ def prepare(model: nn.Module) -> nn.Module:
     return model
 
 
-def load_detection_weights(model: nn.Module, src: str | Path | Mapping[str, Any], strict: bool = True,
-                           on_head_mismatch: str = "error") -> LoadResult:
+def load_detection_weights(
+    model: nn.Module, src: str | Path | Mapping[str, Any], strict: bool = True, on_head_mismatch: str = "error"
+) -> LoadResult:
     """Load ours / official / mmdet detection weights into ``model`` (strict by default).
 
     The shared :func:`hrnet.load_weights` with the conversion of :func:`prepare`: ``on_head_mismatch='reinit'``

@@ -37,26 +37,50 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     add_check_data(sub)
 
     example = "train.optim.lr=0.01 data.root=/data/coco"
-    add_train_verb(sub, help="train a detector from a config (torchrun for several processes)",
-                   example_config="configs/det/faster_rcnn/w32_1x.yaml", default_out="runs/det", func=cmd_train,
-                   example=example)
+    add_train_verb(
+        sub,
+        help="train a detector from a config (torchrun for several processes)",
+        example_config="configs/det/faster_rcnn/w32_1x.yaml",
+        default_out="runs/det",
+        func=cmd_train,
+        example=example,
+    )
 
-    p = add_eval_verb(sub, help="COCO box (and mask) AP / AR of weights on the validation set",
-                      weights_help="detection weights (ours, official HRNet or mmdet checkpoints)",
-                      json_what="the metric dict", func=cmd_eval, example=example)
+    p = add_eval_verb(
+        sub,
+        help="COCO box (and mask) AP / AR of weights on the validation set",
+        weights_help="detection weights (ours, official HRNet or mmdet checkpoints)",
+        json_what="the metric dict",
+        func=cmd_eval,
+        example=example,
+    )
     p.add_argument("--results", default=None, metavar="FILE", help="write the COCO-format detection results")
     p.add_argument("--per-class", action="store_true", default=None, help="also the box (and mask) AP of each class")
 
-    p = add_predict_verb(sub, task="det", help="boxes, classes and masks in images, folders, globs and videos",
-                         func=cmd_predict, example="test.score_thresh=0.3")
-    p.add_argument("--num-classes", type=int, default=None,
-                   help="class count for weights without a card (must match the file; default 80, COCO)")
-    p.add_argument("--score-thr", type=float, default=None,
-                   help="keep detections scored at least this (default: the card's, 0.05)")
+    p = add_predict_verb(
+        sub,
+        task="det",
+        help="boxes, classes and masks in images, folders, globs and videos",
+        func=cmd_predict,
+        example="test.score_thresh=0.3",
+    )
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="class count for weights without a card (must match the file; default 80, COCO)",
+    )
+    p.add_argument(
+        "--score-thr", type=float, default=None, help="keep detections scored at least this (default: the card's, 0.05)"
+    )
     p.add_argument("--nms-thr", type=float, default=None, help="NMS IoU threshold (default: the card's, 0.5)")
     p.add_argument("--max-det", type=int, default=None, help="detections per image (default: the card's, 100)")
-    p.add_argument("--min-size", type=int, default=None, help="shorter image side fed to the network "
-                   "(default: the card's test size, 800)")
+    p.add_argument(
+        "--min-size",
+        type=int,
+        default=None,
+        help="shorter image side fed to the network (default: the card's test size, 800)",
+    )
     p.add_argument("--max-size", type=int, default=None, help="longer side at most (default: the card's, 1333)")
     p.add_argument("--bgr", action="store_true", help="feed BGR, for official weights without a card that need it")
     p.add_argument("--draw-thr", type=float, default=0.3, help="draw detections scored at least this")
@@ -87,7 +111,7 @@ def print_metrics(metrics: dict[str, float]) -> None:
     for prefix in STAT_PREFIXES:
         keys = [k for k in metrics if k.startswith(prefix + "_") and "[" not in k]
         if keys:
-            print(f"{prefix:<5} " + " ".join(f"{k[len(prefix) + 1:]:>6}" for k in keys))
+            print(f"{prefix:<5} " + " ".join(f"{k[len(prefix) + 1 :]:>6}" for k in keys))
             print(f"{'':<5} " + " ".join(f"{metrics[k]:6.3f}" for k in keys))
     for k, v in metrics.items():
         if "[" in k:
@@ -115,9 +139,17 @@ def _detector(args: argparse.Namespace):
     ``--config`` / ``--model`` / ``--num-classes`` describe weights without a card."""
     from hrnet.detection.api import Detector
 
-    opts = dict(num_classes=args.num_classes, score_thr=args.score_thr, nms_thr=args.nms_thr,
-                max_detections=args.max_det, min_size=args.min_size, max_size=args.max_size,
-                batch_size=args.batch_size, device=args.device, runtime=args.runtime)
+    opts = dict(
+        num_classes=args.num_classes,
+        score_thr=args.score_thr,
+        nms_thr=args.nms_thr,
+        max_detections=args.max_det,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        batch_size=args.batch_size,
+        device=args.device,
+        runtime=args.runtime,
+    )
     if args.config or args.overrides:
         from hrnet.detection.model import build_model
         from hrnet.models.card import read_card
@@ -129,8 +161,10 @@ def _detector(args: argparse.Namespace):
         n = args.num_classes or (card.num_outputs if card is not None else 80)
         return Detector(build_model(cfg, n, pretrained=False), args.weights, **opts)
     if args.weights is None and args.model is None:
-        raise ValueError("det predict needs --weights (a weights file with a model card is enough), "
-                         "or --model NAME for random weights")
+        raise ValueError(
+            "det predict needs --weights (a weights file with a model card is enough), "
+            "or --model NAME for random weights"
+        )
     if args.model is None:
         if args.bgr:
             raise ValueError("--bgr applies to --model NAME with weights without a card (a card says it itself)")
@@ -146,10 +180,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     def predict(frames):  # noqa: ANN001, ANN202 - list[Frame] -> list[DetResult]
         results = det.predict_frames(frames)
         for r in results:
-            r.plot = functools.partial(r.plot, score_thr=args.draw_thr, alpha=args.alpha,
-                                       show_masks=not args.no_masks)
+            r.plot = functools.partial(r.plot, score_thr=args.draw_thr, alpha=args.alpha, show_masks=not args.no_masks)
         return results
 
-    info = {"model": det.card.model if det.card else (args.model or ""), "weights": args.weights,
-            "classes": det.class_names, "category_ids": det.category_ids, "runtime": det.runtime, **det.test}
+    info = {
+        "model": det.card.model if det.card else (args.model or ""),
+        "weights": args.weights,
+        "classes": det.class_names,
+        "category_ids": det.category_ids,
+        "runtime": det.runtime,
+        **det.test,
+    }
     return run_predict(args, task="det", predict=predict, info=info)

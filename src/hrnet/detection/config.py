@@ -81,8 +81,10 @@ class DetConfig:
 
         parse_name(self.model.name)
         if not self.data.min_size or min(self.data.min_size) < 1 or self.data.max_size < 1:
-            raise ValueError(f"data.min_size must list positive sizes and data.max_size be positive, got "
-                             f"{self.data.min_size} / {self.data.max_size}")
+            raise ValueError(
+                f"data.min_size must list positive sizes and data.max_size be positive, got "
+                f"{self.data.min_size} / {self.data.max_size}"
+            )
         if len(self.model.image_mean) != 3 or len(self.model.image_std) != 3:
             raise ValueError("model.image_mean and model.image_std need 3 values each")
         if self.test.batch_size < 1:

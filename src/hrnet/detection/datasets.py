@@ -108,8 +108,17 @@ class CocoDetection(Dataset):
     ``train`` enables the flip and, with ``skip_empty`` (default: ``train``), skips unusable images.
     """
 
-    def __init__(self, ann_file: str | Path, image_dir: str | Path, *, train: bool = False, masks: bool = True,
-                 keypoints: bool = False, flip_prob: float = 0.5, skip_empty: bool | None = None) -> None:
+    def __init__(
+        self,
+        ann_file: str | Path,
+        image_dir: str | Path,
+        *,
+        train: bool = False,
+        masks: bool = True,
+        keypoints: bool = False,
+        flip_prob: float = 0.5,
+        skip_empty: bool | None = None,
+    ) -> None:
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
         if not self.image_dir.is_dir():
@@ -131,8 +140,12 @@ class CocoDetection(Dataset):
             kept = [i for i in ids if self._has_usable(i)]
             self.skipped = len(ids) - len(kept)
             if self.skipped:
-                log.info("%s: %d of %d images have no usable annotation; skipped for training",
-                         self.ann_file, self.skipped, len(ids))
+                log.info(
+                    "%s: %d of %d images have no usable annotation; skipped for training",
+                    self.ann_file,
+                    self.skipped,
+                    len(ids),
+                )
             ids = kept
         else:
             self.skipped = 0
@@ -192,7 +205,7 @@ class CocoDetection(Dataset):
             segm = _valid_polygons(a.get("segmentation"))
             if not segm:  # no usable outline: the box is the best mask there is
                 x, y, bw, bh = a["bbox"]
-                masks[j, int(y):int(math.ceil(y + bh)), int(x):int(math.ceil(x + bw))] = 1
+                masks[j, int(y) : int(math.ceil(y + bh)), int(x) : int(math.ceil(x + bw))] = 1
                 continue
             masks[j] = self.coco.annToMask({**a, "segmentation": segm})
         return torch.from_numpy(masks)
@@ -201,8 +214,10 @@ class CocoDetection(Dataset):
         info = self.image_info(index)
         image = read_image(self.image_dir / info["file_name"])
         if image.shape[:2] != (info["height"], info["width"]):
-            raise AnnotationError(f"{self.ann_file}: image {info['file_name']} is {image.shape[1]}x{image.shape[0]}, "
-                                  f"the file says {info['width']}x{info['height']}")
+            raise AnnotationError(
+                f"{self.ann_file}: image {info['file_name']} is {image.shape[1]}x{image.shape[0]}, "
+                f"the file says {info['width']}x{info['height']}"
+            )
         return to_tensor(image)
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
@@ -214,8 +229,11 @@ class CocoDetection(Dataset):
 
 def collate(samples: Sequence[tuple[Tensor, dict[str, Tensor]]]) -> dict[str, Any]:
     """A list of (image, target) -> ``{"image_ids": (N,), "images": [...], "targets": [...]}`` (sizes differ)."""
-    return {"image_ids": torch.stack([t["image_id"] for _, t in samples]),
-            "images": [im for im, _ in samples], "targets": [t for _, t in samples]}
+    return {
+        "image_ids": torch.stack([t["image_id"] for _, t in samples]),
+        "images": [im for im, _ in samples],
+        "targets": [t for _, t in samples],
+    }
 
 
 def aspect_ratio_groups(ratios: Sequence[float], k: int = 3) -> list[int]:
@@ -248,7 +266,7 @@ class GroupedBatches(Dataset):
         batches = []
         for g in sorted(self.members):
             idx = np.asarray(self.members[g])[rng.permutation(len(self.members[g]))].tolist()
-            batches += [idx[i:i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+            batches += [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
         self.batches = batches
 
     def __len__(self) -> int:

@@ -35,8 +35,9 @@ def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     return rle
 
 
-def to_coco_results(output: dict[str, Tensor], image_id: int, category_ids: Sequence[int],
-                    mask_thr: float = 0.5) -> list[dict[str, Any]]:
+def to_coco_results(
+    output: dict[str, Tensor], image_id: int, category_ids: Sequence[int], mask_thr: float = 0.5
+) -> list[dict[str, Any]]:
     """One image's detections -> COCO result dicts (``label`` l -> ``category_ids[l - 1]``)."""
     boxes = output["boxes"].detach().float().cpu()
     if len(boxes) == 0:
@@ -44,9 +45,15 @@ def to_coco_results(output: dict[str, Tensor], image_id: int, category_ids: Sequ
     xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1).tolist()
     scores = output["scores"].detach().float().cpu().tolist()
     labels = output["labels"].detach().cpu().tolist()
-    results = [{"image_id": int(image_id), "category_id": int(category_ids[int(lab) - 1]),
-                "bbox": [round(v, 3) for v in box], "score": round(float(s), 5)}
-               for box, s, lab in zip(xywh, scores, labels)]
+    results = [
+        {
+            "image_id": int(image_id),
+            "category_id": int(category_ids[int(lab) - 1]),
+            "bbox": [round(v, 3) for v in box],
+            "score": round(float(s), 5),
+        }
+        for box, s, lab in zip(xywh, scores, labels)
+    ]
     if "masks" in output:
         masks = (output["masks"].detach().cpu()[:, 0] > mask_thr).numpy()
         for r, m in zip(results, masks):
@@ -70,8 +77,13 @@ def _per_class_ap(ev: Any, names: dict[int, str]) -> dict[str, float]:
     return out
 
 
-def evaluate_results(coco_gt: Any, results: list[dict[str, Any]], iou_types: Iterable[str] = ("bbox",),
-                     image_ids: Sequence[int] | None = None, per_class: bool = False) -> dict[str, float]:
+def evaluate_results(
+    coco_gt: Any,
+    results: list[dict[str, Any]],
+    iou_types: Iterable[str] = ("bbox",),
+    image_ids: Sequence[int] | None = None,
+    per_class: bool = False,
+) -> dict[str, float]:
     """``COCOeval`` of ``results`` for each IoU type: ``bbox_AP`` ... ``bbox_ARl``, ``segm_AP`` ... (12 each).
 
     ``per_class`` adds ``bbox_AP[<class name>]`` (and ``segm_AP[...]``). No results: every number is 0.
@@ -83,8 +95,11 @@ def evaluate_results(coco_gt: Any, results: list[dict[str, Any]], iou_types: Ite
     for iou_type in iou_types:
         prefix = PREFIX[iou_type]
         stat_names = KEYPOINT_STAT_NAMES if iou_type == "keypoints" else STAT_NAMES
-        usable = [r for r in results if iou_type == "bbox" or (
-            "segmentation" in r if iou_type == "segm" else "keypoints" in r)]
+        usable = [
+            r
+            for r in results
+            if iou_type == "bbox" or ("segmentation" in r if iou_type == "segm" else "keypoints" in r)
+        ]
         if not usable:
             metrics.update({f"{prefix}_{n}": 0.0 for n in stat_names})
             continue
@@ -116,8 +131,16 @@ def iou_types_of(model: nn.Module) -> list[str]:
 
 
 @torch.no_grad()
-def predict_results(model: nn.Module, dataset: Any, device: torch.device | str, *, batch_size: int = 1,
-                    workers: int = 0, rank: int = 0, world_size: int = 1) -> list[dict[str, Any]]:
+def predict_results(
+    model: nn.Module,
+    dataset: Any,
+    device: torch.device | str,
+    *,
+    batch_size: int = 1,
+    workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> list[dict[str, Any]]:
     """COCO results of ``model`` on this rank's share (every ``world_size``-th image) of ``dataset``."""
     from hrnet.detection.datasets import collate
 
@@ -133,9 +156,17 @@ def predict_results(model: nn.Module, dataset: Any, device: torch.device | str, 
     return results
 
 
-def evaluate_model(model: nn.Module, dataset: Any, dist: DistInfo | None = None, *, batch_size: int = 1,
-                   workers: int = 0, per_class: bool = False, results_out: list[dict[str, Any]] | None = None,
-                   iou_types: Sequence[str] | None = None) -> dict[str, float]:
+def evaluate_model(
+    model: nn.Module,
+    dataset: Any,
+    dist: DistInfo | None = None,
+    *,
+    batch_size: int = 1,
+    workers: int = 0,
+    per_class: bool = False,
+    results_out: list[dict[str, Any]] | None = None,
+    iou_types: Sequence[str] | None = None,
+) -> dict[str, float]:
     """COCO metrics of ``model`` on ``dataset`` (:class:`~hrnet.detection.datasets.CocoDetection`, eval mode).
 
     Runs on every rank and returns the same dict everywhere (the engine's ``evaluate`` contract).
@@ -143,8 +174,9 @@ def evaluate_model(model: nn.Module, dataset: Any, dist: DistInfo | None = None,
     default to what the detector outputs (:func:`iou_types_of`).
     """
     dist = dist or DistInfo()
-    part = predict_results(model, dataset, dist.device, batch_size=batch_size, workers=workers,
-                           rank=dist.rank, world_size=dist.world_size)
+    part = predict_results(
+        model, dataset, dist.device, batch_size=batch_size, workers=workers, rank=dist.rank, world_size=dist.world_size
+    )
     gathered = [r for chunk in all_gather_object(part) for r in chunk]
     metrics: dict[str, float] = {}
     if dist.is_main:

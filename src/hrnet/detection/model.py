@@ -39,21 +39,38 @@ RCNN_DEFAULTS: dict[str, Any] = dict(rpn_pre_nms_top_n_test=2000, rpn_post_nms_t
 
 
 # ---- shared pieces -------------------------------------------------------------------------------------
-def _backbone(backbone: str, conv_stride: int, weights_backbone: Weights, norm_eval: bool,
-              overrides: dict[str, Any] | None, kwargs: dict[str, Any]) -> HRNetV2pBackbone:
+def _backbone(
+    backbone: str,
+    conv_stride: int,
+    weights_backbone: Weights,
+    norm_eval: bool,
+    overrides: dict[str, Any] | None,
+    kwargs: dict[str, Any],
+) -> HRNetV2pBackbone:
     """The HRNetV2p backbone; ``neck_channels`` (popped from ``kwargs``, default the paper's 256) narrows the
     pyramid and so every head, for quick CPU runs."""
-    return HRNetV2pBackbone(backbone, out_channels=kwargs.pop("neck_channels", 256), conv_stride=conv_stride,
-                            pretrained=weights_backbone or False, norm_eval=norm_eval, **(overrides or {}))
+    return HRNetV2pBackbone(
+        backbone,
+        out_channels=kwargs.pop("neck_channels", 256),
+        conv_stride=conv_stride,
+        pretrained=weights_backbone or False,
+        norm_eval=norm_eval,
+        **(overrides or {}),
+    )
 
 
-def _pop_transform(kwargs: dict[str, Any], min_size: int | Sequence[int] = MIN_SIZE,
-                   max_size: int = MAX_SIZE) -> DetTransform:
+def _pop_transform(
+    kwargs: dict[str, Any], min_size: int | Sequence[int] = MIN_SIZE, max_size: int = MAX_SIZE
+) -> DetTransform:
     """Our transform from the torchvision keywords (``min_size``, ``max_size``, ``image_mean``, ``image_std``)
     plus ``bgr``; they are removed from ``kwargs`` so torchvision's constructor does not see them."""
-    return DetTransform(kwargs.pop("min_size", min_size), kwargs.pop("max_size", max_size),
-                        kwargs.pop("image_mean", IMAGENET_MEAN), kwargs.pop("image_std", IMAGENET_STD),
-                        bgr=kwargs.pop("bgr", False))
+    return DetTransform(
+        kwargs.pop("min_size", min_size),
+        kwargs.pop("max_size", max_size),
+        kwargs.pop("image_mean", IMAGENET_MEAN),
+        kwargs.pop("image_std", IMAGENET_STD),
+        bgr=kwargs.pop("bgr", False),
+    )
 
 
 def _rpn_anchors() -> AnchorGenerator:
@@ -98,61 +115,121 @@ class HRNetRetinaNet(_OneBasedLabels, RetinaNet):
 class CascadeRCNN(FasterRCNN):
     """A torchvision ``FasterRCNN`` whose RoI heads are the three-stage cascade (optionally with masks)."""
 
-    def __init__(self, backbone: nn.Module, num_classes: int, *, masks: bool = False,
-                 box_score_thresh: float = 0.05, box_nms_thresh: float = 0.5, box_detections_per_img: int = 100,
-                 box_batch_size_per_image: int = 512, box_positive_fraction: float = 0.25,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        *,
+        masks: bool = False,
+        box_score_thresh: float = 0.05,
+        box_nms_thresh: float = 0.5,
+        box_detections_per_img: int = 100,
+        box_batch_size_per_image: int = 512,
+        box_positive_fraction: float = 0.25,
+        **kwargs: Any,
+    ) -> None:
         box_pool = kwargs.pop("box_roi_pool", None) or _roi_pool(7)
-        super().__init__(backbone, num_classes=None, box_roi_pool=box_pool, box_head=nn.Identity(),
-                         box_predictor=nn.Identity(), **kwargs)
+        super().__init__(
+            backbone,
+            num_classes=None,
+            box_roi_pool=box_pool,
+            box_head=nn.Identity(),
+            box_predictor=nn.Identity(),
+            **kwargs,
+        )
         c, res = backbone.out_channels, box_pool.output_size[0]
         heads = [TwoMLPHead(c * res * res, 1024) for _ in range(3)]
         predictors = [AgnosticBoxPredictor(1024, num_classes) for _ in range(3)]
         mask_kw: dict[str, Any] = {}
         if masks:
-            mask_kw = dict(mask_roi_pool=_roi_pool(14),
-                           mask_heads=[MaskRCNNHeads(c, (256, 256, 256, 256), 1) for _ in range(3)],
-                           mask_predictors=[MaskRCNNPredictor(256, 256, num_classes) for _ in range(3)])
-        self.roi_heads = CascadeRoIHeads(box_pool, heads, predictors, batch_size_per_image=box_batch_size_per_image,
-                                         positive_fraction=box_positive_fraction, score_thresh=box_score_thresh,
-                                         nms_thresh=box_nms_thresh, detections_per_img=box_detections_per_img,
-                                         **mask_kw)
+            mask_kw = dict(
+                mask_roi_pool=_roi_pool(14),
+                mask_heads=[MaskRCNNHeads(c, (256, 256, 256, 256), 1) for _ in range(3)],
+                mask_predictors=[MaskRCNNPredictor(256, 256, num_classes) for _ in range(3)],
+            )
+        self.roi_heads = CascadeRoIHeads(
+            box_pool,
+            heads,
+            predictors,
+            batch_size_per_image=box_batch_size_per_image,
+            positive_fraction=box_positive_fraction,
+            score_thresh=box_score_thresh,
+            nms_thresh=box_nms_thresh,
+            detections_per_img=box_detections_per_img,
+            **mask_kw,
+        )
 
 
 # ---- builders (torchvision's keyword names: weights, progress, num_classes, weights_backbone) ---------------
-def fasterrcnn_hrnet(backbone: str = "hrnet_w32", *, weights: Weights = None, progress: bool = True,
-                     num_classes: int = 80, weights_backbone: Weights = None, norm_eval: bool = True,
-                     backbone_overrides: dict[str, Any] | None = None, **kwargs: Any) -> FasterRCNN:
+def fasterrcnn_hrnet(
+    backbone: str = "hrnet_w32",
+    *,
+    weights: Weights = None,
+    progress: bool = True,
+    num_classes: int = 80,
+    weights_backbone: Weights = None,
+    norm_eval: bool = True,
+    backbone_overrides: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> FasterRCNN:
     """Faster R-CNN on HRNetV2p-Wx (Table 8): torchvision's RPN and 2-fc box head on the 5-level pyramid."""
     transform = _pop_transform(kwargs)
     net = _backbone(backbone, 1, weights_backbone, norm_eval, backbone_overrides, kwargs)
-    model = FasterRCNN(net, num_classes=num_classes + 1, rpn_anchor_generator=_rpn_anchors(),
-                       box_roi_pool=_roi_pool(7), **{**RCNN_DEFAULTS, **kwargs})
+    model = FasterRCNN(
+        net,
+        num_classes=num_classes + 1,
+        rpn_anchor_generator=_rpn_anchors(),
+        box_roi_pool=_roi_pool(7),
+        **{**RCNN_DEFAULTS, **kwargs},
+    )
     model.transform = transform
     return _load(model, weights)
 
 
-def maskrcnn_hrnet(backbone: str = "hrnet_w32", *, weights: Weights = None, progress: bool = True,
-                   num_classes: int = 80, weights_backbone: Weights = None, norm_eval: bool = True,
-                   backbone_overrides: dict[str, Any] | None = None, **kwargs: Any) -> MaskRCNN:
+def maskrcnn_hrnet(
+    backbone: str = "hrnet_w32",
+    *,
+    weights: Weights = None,
+    progress: bool = True,
+    num_classes: int = 80,
+    weights_backbone: Weights = None,
+    norm_eval: bool = True,
+    backbone_overrides: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> MaskRCNN:
     """Mask R-CNN on HRNetV2p-Wx (Table 10): torchvision's 4-conv mask head and 28x28 masks."""
     transform = _pop_transform(kwargs)
     net = _backbone(backbone, 1, weights_backbone, norm_eval, backbone_overrides, kwargs)
-    model = MaskRCNN(net, num_classes=num_classes + 1, rpn_anchor_generator=_rpn_anchors(),
-                     box_roi_pool=_roi_pool(7), mask_roi_pool=_roi_pool(14), **{**RCNN_DEFAULTS, **kwargs})
+    model = MaskRCNN(
+        net,
+        num_classes=num_classes + 1,
+        rpn_anchor_generator=_rpn_anchors(),
+        box_roi_pool=_roi_pool(7),
+        mask_roi_pool=_roi_pool(14),
+        **{**RCNN_DEFAULTS, **kwargs},
+    )
     model.transform = transform
     return _load(model, weights)
 
 
-def cascadercnn_hrnet(backbone: str = "hrnet_w32", *, weights: Weights = None, progress: bool = True,
-                      num_classes: int = 80, weights_backbone: Weights = None, norm_eval: bool = True,
-                      backbone_overrides: dict[str, Any] | None = None, masks: bool = False,
-                      **kwargs: Any) -> CascadeRCNN:
+def cascadercnn_hrnet(
+    backbone: str = "hrnet_w32",
+    *,
+    weights: Weights = None,
+    progress: bool = True,
+    num_classes: int = 80,
+    weights_backbone: Weights = None,
+    norm_eval: bool = True,
+    backbone_overrides: dict[str, Any] | None = None,
+    masks: bool = False,
+    **kwargs: Any,
+) -> CascadeRCNN:
     """Cascade R-CNN on HRNetV2p-Wx (Table 8); ``masks=True`` gives Cascade Mask R-CNN (Table 10)."""
     transform = _pop_transform(kwargs)
     net = _backbone(backbone, 1, weights_backbone, norm_eval, backbone_overrides, kwargs)
-    model = CascadeRCNN(net, num_classes + 1, masks=masks, rpn_anchor_generator=_rpn_anchors(),
-                        **{**RCNN_DEFAULTS, **kwargs})
+    model = CascadeRCNN(
+        net, num_classes + 1, masks=masks, rpn_anchor_generator=_rpn_anchors(), **{**RCNN_DEFAULTS, **kwargs}
+    )
     model.transform = transform
     return _load(model, weights)
 
@@ -162,23 +239,45 @@ def cascademaskrcnn_hrnet(backbone: str = "hrnet_w32", **kwargs: Any) -> Cascade
     return cascadercnn_hrnet(backbone, masks=True, **kwargs)
 
 
-def keypointrcnn_hrnet(backbone: str = "hrnet_w32", *, weights: Weights = None, progress: bool = True,
-                       num_classes: int = 1, weights_backbone: Weights = None, norm_eval: bool = True,
-                       backbone_overrides: dict[str, Any] | None = None, num_keypoints: int = 17,
-                       **kwargs: Any) -> KeypointRCNN:
+def keypointrcnn_hrnet(
+    backbone: str = "hrnet_w32",
+    *,
+    weights: Weights = None,
+    progress: bool = True,
+    num_classes: int = 1,
+    weights_backbone: Weights = None,
+    norm_eval: bool = True,
+    backbone_overrides: dict[str, Any] | None = None,
+    num_keypoints: int = 17,
+    **kwargs: Any,
+) -> KeypointRCNN:
     """Keypoint R-CNN on HRNetV2p-Wx (not in the paper; torchvision's keypoint head, 14x14 RoIs)."""
     transform = _pop_transform(kwargs)
     net = _backbone(backbone, 1, weights_backbone, norm_eval, backbone_overrides, kwargs)
-    model = KeypointRCNN(net, num_classes=num_classes + 1, rpn_anchor_generator=_rpn_anchors(),
-                         box_roi_pool=_roi_pool(7), keypoint_roi_pool=_roi_pool(14), num_keypoints=num_keypoints,
-                         **{**RCNN_DEFAULTS, **kwargs})
+    model = KeypointRCNN(
+        net,
+        num_classes=num_classes + 1,
+        rpn_anchor_generator=_rpn_anchors(),
+        box_roi_pool=_roi_pool(7),
+        keypoint_roi_pool=_roi_pool(14),
+        num_keypoints=num_keypoints,
+        **{**RCNN_DEFAULTS, **kwargs},
+    )
     model.transform = transform
     return _load(model, weights)
 
 
-def fcos_hrnet(backbone: str = "hrnet_w32", *, weights: Weights = None, progress: bool = True,
-               num_classes: int = 80, weights_backbone: Weights = None, norm_eval: bool = True,
-               backbone_overrides: dict[str, Any] | None = None, **kwargs: Any) -> HRNetFCOS:
+def fcos_hrnet(
+    backbone: str = "hrnet_w32",
+    *,
+    weights: Weights = None,
+    progress: bool = True,
+    num_classes: int = 80,
+    weights_backbone: Weights = None,
+    norm_eval: bool = True,
+    backbone_overrides: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> HRNetFCOS:
     """FCOS on HRNetV2p-Wx (Table 9): the stride-2 pyramid (strides 8..128) and torchvision's GN head.
 
     torchvision's head is the improved FCOS (GIoU loss, centre sampling, centre-ness on the regression
@@ -193,9 +292,17 @@ def fcos_hrnet(backbone: str = "hrnet_w32", *, weights: Weights = None, progress
     return _load(model, weights)
 
 
-def retinanet_hrnet(backbone: str = "hrnet_w32", *, weights: Weights = None, progress: bool = True,
-                    num_classes: int = 80, weights_backbone: Weights = None, norm_eval: bool = True,
-                    backbone_overrides: dict[str, Any] | None = None, **kwargs: Any) -> HRNetRetinaNet:
+def retinanet_hrnet(
+    backbone: str = "hrnet_w32",
+    *,
+    weights: Weights = None,
+    progress: bool = True,
+    num_classes: int = 80,
+    weights_backbone: Weights = None,
+    norm_eval: bool = True,
+    backbone_overrides: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> HRNetRetinaNet:
     """RetinaNet on HRNetV2p-Wx (not in the paper): P3-P7 from the stride-2 pyramid, 9 anchors per place."""
     transform = _pop_transform(kwargs)
     net = _backbone(backbone, 2, weights_backbone, norm_eval, backbone_overrides, kwargs)
@@ -207,13 +314,22 @@ def retinanet_hrnet(backbone: str = "hrnet_w32", *, weights: Weights = None, pro
     return _load(model, weights)
 
 
-def centernet_hrnet(backbone: str = "hrnet_w48", *, weights: Weights = None, progress: bool = True,
-                    num_classes: int = 80, weights_backbone: Weights = None, norm_eval: bool = False,
-                    backbone_overrides: dict[str, Any] | None = None, **kwargs: Any) -> CenterNet:
+def centernet_hrnet(
+    backbone: str = "hrnet_w48",
+    *,
+    weights: Weights = None,
+    progress: bool = True,
+    num_classes: int = 80,
+    weights_backbone: Weights = None,
+    norm_eval: bool = False,
+    backbone_overrides: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> CenterNet:
     """CenterNet (objects as points) on the 1/4 HRNetV2 representation; not the paper's CenterNet (see docs)."""
     transform = _pop_transform(kwargs, 512, 512)
-    net = HRNetV2Representation(backbone, pretrained=weights_backbone or False, norm_eval=norm_eval,
-                                **(backbone_overrides or {}))
+    net = HRNetV2Representation(
+        backbone, pretrained=weights_backbone or False, norm_eval=norm_eval, **(backbone_overrides or {})
+    )
     return _load(CenterNet(net, num_classes, transform, **kwargs), weights)
 
 
@@ -235,16 +351,25 @@ def parse_name(name: str) -> tuple[str, str]:
     """``'cascade_mask_rcnn_hrnet_w32'`` -> ``('cascade_mask_rcnn', 'hrnet_w32')``."""
     framework, sep, backbone = name.partition("_hrnet")
     if not sep or framework not in FRAMEWORKS:
-        raise ValueError(f"unknown detection model {name!r}: expected <framework>_hrnet_..., framework one of "
-                         f"{sorted(FRAMEWORKS)} (e.g. faster_rcnn_hrnet_w32)")
+        raise ValueError(
+            f"unknown detection model {name!r}: expected <framework>_hrnet_..., framework one of "
+            f"{sorted(FRAMEWORKS)} (e.g. faster_rcnn_hrnet_w32)"
+        )
     return framework, "hrnet" + backbone
 
 
 def list_detectors() -> list[str]:
     """The paper's detection configurations (Tables 7-10) by name; any other width works as well."""
-    widths = {"faster_rcnn": (18, 32, 40, 48), "mask_rcnn": (18, 32, 40), "cascade_rcnn": (18, 32, 48),
-              "cascade_mask_rcnn": (18, 32, 48), "fcos": (18, 32), "centernet": (48, 64),
-              "retinanet": (32,), "keypoint_rcnn": (32,)}
+    widths = {
+        "faster_rcnn": (18, 32, 40, 48),
+        "mask_rcnn": (18, 32, 40),
+        "cascade_rcnn": (18, 32, 48),
+        "cascade_mask_rcnn": (18, 32, 48),
+        "fcos": (18, 32),
+        "centernet": (48, 64),
+        "retinanet": (32,),
+        "keypoint_rcnn": (32,),
+    }
     return [f"{f}_hrnet_w{w}" for f, ws in widths.items() for w in ws]
 
 
@@ -273,8 +398,12 @@ def framework_of(model: nn.Module) -> str:
     raise TypeError(f"not a detector of hrnet.detection: {type(model).__name__}")
 
 
-def set_test_options(model: nn.Module, score_thresh: float | None = None, nms_thresh: float | None = None,
-                     detections_per_img: int | None = None) -> None:
+def set_test_options(
+    model: nn.Module,
+    score_thresh: float | None = None,
+    nms_thresh: float | None = None,
+    detections_per_img: int | None = None,
+) -> None:
     """Change the test-time score threshold, NMS IoU and detections per image of any built detector."""
     target = model.roi_heads if isinstance(model, FasterRCNN) else model
     if score_thresh is not None:
@@ -292,9 +421,16 @@ def set_test_options(model: nn.Module, score_thresh: float | None = None, nms_th
 def _builder_kwargs(cfg: Any) -> dict[str, Any]:
     m, d = cfg.model, cfg.data
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in m.overrides.items()}
-    return dict(m.options, backbone_overrides=overrides, norm_eval=m.norm_eval, bgr=m.bgr,
-                image_mean=list(m.image_mean), image_std=list(m.image_std), min_size=tuple(d.min_size),
-                max_size=d.max_size)
+    return dict(
+        m.options,
+        backbone_overrides=overrides,
+        norm_eval=m.norm_eval,
+        bgr=m.bgr,
+        image_mean=list(m.image_mean),
+        image_std=list(m.image_std),
+        min_size=tuple(d.min_size),
+        max_size=d.max_size,
+    )
 
 
 def build_model(cfg: Any, num_classes: int, keypoint_names: Sequence[str] = (), pretrained: bool = True) -> nn.Module:
@@ -316,8 +452,9 @@ def build_model(cfg: Any, num_classes: int, keypoint_names: Sequence[str] = (), 
     return model
 
 
-def make_card(cfg: Any, class_names: Sequence[str], category_ids: Sequence[int],
-              keypoint_names: Sequence[str] = ()) -> ModelCard:
+def make_card(
+    cfg: Any, class_names: Sequence[str], category_ids: Sequence[int], keypoint_names: Sequence[str] = ()
+) -> ModelCard:
     """The card of a detector trained from ``cfg`` (:class:`~hrnet.detection.config.DetConfig`).
 
     ``meta`` keeps the dataset's category ids (head label i+1 -> ``category_ids[i]``) so results can be
@@ -328,10 +465,21 @@ def make_card(cfg: Any, class_names: Sequence[str], category_ids: Sequence[int],
     if len(category_ids) != len(class_names):
         raise ValueError(f"model card: {len(class_names)} class names but {len(category_ids)} category ids")
     return ModelCard(
-        task="det", model=m.name, num_outputs=len(class_names), labels=list(class_names),
-        overrides=dict(m.overrides), mean=list(m.image_mean), std=list(m.image_std),
-        meta={"category_ids": [int(c) for c in category_ids], "bgr": bool(m.bgr), "options": dict(m.options),
-              "min_size": int(d.min_size[-1]), "max_size": int(d.max_size), "keypoint_names": list(keypoint_names)},
+        task="det",
+        model=m.name,
+        num_outputs=len(class_names),
+        labels=list(class_names),
+        overrides=dict(m.overrides),
+        mean=list(m.image_mean),
+        std=list(m.image_std),
+        meta={
+            "category_ids": [int(c) for c in category_ids],
+            "bgr": bool(m.bgr),
+            "options": dict(m.options),
+            "min_size": int(d.min_size[-1]),
+            "max_size": int(d.max_size),
+            "keypoint_names": list(keypoint_names),
+        },
         test={"score_thresh": t.score_thresh, "nms_thresh": t.nms_thresh, "detections_per_img": t.detections_per_img},
     )
 
@@ -342,8 +490,12 @@ def model_from_card(card: ModelCard) -> nn.Module:
         raise ValueError(f"model card is for task {card.task!r}, not detection")
     meta = card.meta
     kwargs: dict[str, Any] = dict(meta.get("options", {}))
-    kwargs.update(backbone_overrides={k: tuple(v) if isinstance(v, list) else v for k, v in card.overrides.items()},
-                  image_mean=card.mean, image_std=card.std, bgr=bool(meta.get("bgr", False)))
+    kwargs.update(
+        backbone_overrides={k: tuple(v) if isinstance(v, list) else v for k, v in card.overrides.items()},
+        image_mean=card.mean,
+        image_std=card.std,
+        bgr=bool(meta.get("bgr", False)),
+    )
     if "min_size" in meta:
         kwargs.update(min_size=int(meta["min_size"]), max_size=int(meta["max_size"]))
     framework, _ = parse_name(card.model)

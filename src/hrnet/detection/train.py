@@ -41,9 +41,15 @@ def build_dataset(cfg: DetConfig, train: bool) -> CocoDetection:
     framework, _ = parse_name(cfg.model.name)
     ann = _path(d.root, d.train_ann if train else d.val_ann)
     images = _path(d.root, d.train_images if train else d.val_images)
-    return CocoDetection(ann, images, train=train, masks=framework in MASK_FRAMEWORKS,
-                         keypoints=framework == "keypoint_rcnn", flip_prob=d.flip_prob,
-                         skip_empty=d.skip_empty if train else False)
+    return CocoDetection(
+        ann,
+        images,
+        train=train,
+        masks=framework in MASK_FRAMEWORKS,
+        keypoints=framework == "keypoint_rcnn",
+        flip_prob=d.flip_prob,
+        skip_empty=d.skip_empty if train else False,
+    )
 
 
 def loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
@@ -68,20 +74,33 @@ def param_groups(model: nn.Module, cfg: DetConfig) -> list[dict[str, Any]] | Non
     return [{"params": others}, {"params": biases, "lr": opt.lr * g.bias_lr_mult, "weight_decay": decay}]
 
 
-def make_evaluator(cfg: DetConfig, dataset: CocoDetection, results_out: list | None = None,
-                   per_class: bool | None = None):
+def make_evaluator(
+    cfg: DetConfig, dataset: CocoDetection, results_out: list | None = None, per_class: bool | None = None
+):
     """``evaluate(model, dist) -> metrics`` for the engine: shard, predict, gather, COCOeval on rank 0, share."""
     t = cfg.test
 
     def evaluate(model: nn.Module, dist: DistInfo) -> dict[str, float]:
-        return evaluate_model(model, dataset, dist, batch_size=t.batch_size, workers=t.workers,
-                              per_class=t.per_class if per_class is None else per_class, results_out=results_out)
+        return evaluate_model(
+            model,
+            dataset,
+            dist,
+            batch_size=t.batch_size,
+            workers=t.workers,
+            per_class=t.per_class if per_class is None else per_class,
+            results_out=results_out,
+        )
 
     return evaluate
 
 
-def train(cfg: DetConfig, out_dir: str | Path, resume: str | Path | None = None, device: str | None = None,
-          dist: DistInfo | None = None) -> dict[str, float]:
+def train(
+    cfg: DetConfig,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    device: str | None = None,
+    dist: DistInfo | None = None,
+) -> dict[str, float]:
     """Train ``cfg`` into ``out_dir`` (checkpoints, metrics.jsonl, carded model_best.safetensors); returns the
     last evaluation metrics (``bbox_AP`` ... and ``segm_AP`` ... for mask frameworks)."""
     dist = dist or init_distributed(device)
@@ -89,8 +108,10 @@ def train(cfg: DetConfig, out_dir: str | Path, resume: str | Path | None = None,
     train_set = build_dataset(cfg, train=True)
     val_set = build_dataset(cfg, train=False)
     if train_set.category_ids != val_set.category_ids:
-        raise ValueError(f"{train_set.ann_file} and {val_set.ann_file} have different categories; "
-                         "a detector's classes must be the same in training and validation")
+        raise ValueError(
+            f"{train_set.ann_file} and {val_set.ann_file} have different categories; "
+            "a detector's classes must be the same in training and validation"
+        )
     model = build_model(cfg, train_set.num_classes, train_set.keypoint_names)
     batches = GroupedBatches(train_set, cfg.train.batch_size, cfg.data.aspect_ratio_group_factor, cfg.train.seed)
     loader_cfg = dataclasses.replace(cfg.train, batch_size=1)  # one item = one ready batch of batch_size images
@@ -98,15 +119,32 @@ def train(cfg: DetConfig, out_dir: str | Path, resume: str | Path | None = None,
 
     from hrnet.engine.trainer import Trainer
 
-    trainer = Trainer(model, batches, loader_cfg, out_dir, loss_fn, make_evaluator(cfg, val_set),
-                      collate_fn=unwrap_batch, best_metric=BEST_METRIC, dist=dist, config_dict=config_to_dict(cfg),
-                      param_groups=param_groups(model, cfg), card=card)
+    trainer = Trainer(
+        model,
+        batches,
+        loader_cfg,
+        out_dir,
+        loss_fn,
+        make_evaluator(cfg, val_set),
+        collate_fn=unwrap_batch,
+        best_metric=BEST_METRIC,
+        dist=dist,
+        config_dict=config_to_dict(cfg),
+        param_groups=param_groups(model, cfg),
+        card=card,
+    )
     return trainer.fit(resume=resume)
 
 
-def evaluate(cfg: DetConfig, weights: str | Path | None, device: str | None = None,
-             results_file: str | Path | None = None, model: nn.Module | None = None,
-             dist: DistInfo | None = None, per_class: bool | None = None) -> dict[str, float]:
+def evaluate(
+    cfg: DetConfig,
+    weights: str | Path | None,
+    device: str | None = None,
+    results_file: str | Path | None = None,
+    model: nn.Module | None = None,
+    dist: DistInfo | None = None,
+    per_class: bool | None = None,
+) -> dict[str, float]:
     """COCO metrics of ``weights`` (ours, official or mmdet; or ``model``) on the validation set of ``cfg``.
 
     ``results_file`` receives the COCO results (file category ids), e.g. for a test-dev upload.

@@ -33,9 +33,15 @@ class DetTransform(GeneralizedRCNNTransform):
     ``image_mean`` / ``image_std`` are given in the order the network saw them.
     """
 
-    def __init__(self, min_size: int | Sequence[int] = MIN_SIZE, max_size: int = MAX_SIZE,
-                 image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD,
-                 bgr: bool = False, size_divisible: int = 32) -> None:
+    def __init__(
+        self,
+        min_size: int | Sequence[int] = MIN_SIZE,
+        max_size: int = MAX_SIZE,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        bgr: bool = False,
+        size_divisible: int = 32,
+    ) -> None:
         sizes = (min_size,) if isinstance(min_size, int) else tuple(int(s) for s in min_size)
         super().__init__(sizes, max_size, list(image_mean), list(image_std), size_divisible=size_divisible)
         self.bgr = bgr
@@ -61,8 +67,9 @@ def flip_index(names: Sequence[str]) -> list[int]:
     return out
 
 
-def hflip(image: Tensor, target: dict[str, Tensor], keypoint_flip: Sequence[int] | None = None
-          ) -> tuple[Tensor, dict[str, Tensor]]:
+def hflip(
+    image: Tensor, target: dict[str, Tensor], keypoint_flip: Sequence[int] | None = None
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Mirror an image (C, H, W) and its boxes (xyxy), masks (N, H, W) and keypoints (N, K, 3)."""
     width = image.shape[-1]
     target = dict(target)

@@ -30,8 +30,7 @@ def _read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def _series(records: list[dict], kind: str, key: str,
-            x: str = "iteration") -> tuple[list[float], list[float]]:
+def _series(records: list[dict], kind: str, key: str, x: str = "iteration") -> tuple[list[float], list[float]]:
     xs, ys = [], []
     for r in records:
         numeric = isinstance(r.get(key), int | float) and isinstance(r.get(x), int | float)
@@ -41,8 +40,9 @@ def _series(records: list[dict], kind: str, key: str,
     return xs, ys
 
 
-def plot_metrics(jsonl_path: str | Path, out_png: str | Path,
-                 metrics: Sequence[str] = ("AP", "AP50", "AP75", "AR")) -> Path:
+def plot_metrics(
+    jsonl_path: str | Path, out_png: str | Path, metrics: Sequence[str] = ("AP", "AP50", "AP75", "AR")
+) -> Path:
     """Draw the loss (per logged step and per epoch) and the evaluation ``metrics`` of a run to a PNG."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state, renders with Agg
 
@@ -71,8 +71,7 @@ def plot_metrics(jsonl_path: str | Path, out_png: str | Path,
         ax_metric.legend()
         ax_metric.set_ylim(0, 1)
     else:
-        ax_metric.text(0.5, 0.5, "no evaluation records", ha="center", va="center",
-                       transform=ax_metric.transAxes)
+        ax_metric.text(0.5, 0.5, "no evaluation records", ha="center", va="center", transform=ax_metric.transAxes)
     ax_metric.set_xlabel("epoch")
     ax_metric.set_title("held-out metrics")
     fig.tight_layout()

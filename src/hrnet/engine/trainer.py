@@ -45,6 +45,7 @@ from hrnet.models.weights import save_weights
 
 log = logging.getLogger("hrnet.engine")
 
+
 class EvaluationError(ValueError):
     """Evaluation failed and ``train.on_eval_error`` is ``stop``; the epoch's checkpoint is in place."""
 
@@ -126,8 +127,10 @@ class Trainer:
 
         if cfg.sync_bn and self.dist.world_size > 1:
             if self.device.type != "cuda":
-                raise ValueError("train.sync_bn=true needs CUDA: torch's SyncBatchNorm only runs on GPU modules; "
-                                 "set train.sync_bn=false for CPU (gloo) runs")
+                raise ValueError(
+                    "train.sync_bn=true needs CUDA: torch's SyncBatchNorm only runs on GPU modules; "
+                    "set train.sync_bn=false for CPU (gloo) runs"
+                )
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
         self.train_model: nn.Module = self.model
@@ -140,8 +143,10 @@ class Trainer:
         self.optimizer = build_optimizer(param_groups if param_groups is not None else self.model, cfg.optim)
 
         if isinstance(train_set, IterableDataset):
-            raise TypeError("Trainer needs a map-style Dataset (len + __getitem__) for sharding and exact resume; "
-                            f"got the IterableDataset {type(train_set).__name__}")
+            raise TypeError(
+                "Trainer needs a map-style Dataset (len + __getitem__) for sharding and exact resume; "
+                f"got the IterableDataset {type(train_set).__name__}"
+            )
         self.train_set = train_set
         self.loader_set: Dataset = SeededSamples(train_set, cfg.seed) if seed_samples else train_set
         self.sampler = DistributedSampler(
@@ -187,8 +192,9 @@ class Trainer:
                     torch.ones(2, 2, device=self.device) @ torch.ones(2, 2, device=self.device)
                 torch.amp.GradScaler(dev)
             except (RuntimeError, ValueError, AttributeError) as exc:
-                raise RuntimeError(f"train.amp=fp16 is not supported on {dev} by this torch: {exc}; "
-                                   "use train.amp=bf16") from exc
+                raise RuntimeError(
+                    f"train.amp=fp16 is not supported on {dev} by this torch: {exc}; use train.amp=bf16"
+                ) from exc
 
     def _autocast(self) -> AbstractContextManager:
         if self.amp_dtype is None:
@@ -231,8 +237,11 @@ class Trainer:
                 self.epoch += 1
                 self.step_in_epoch = 0
                 every = self.cfg.eval_every
-                due = self.evaluate is not None and every > 0 and (
-                    self.epoch % every == 0 or self.epoch == self.cfg.epochs)
+                due = (
+                    self.evaluate is not None
+                    and every > 0
+                    and (self.epoch % every == 0 or self.epoch == self.cfg.epochs)
+                )
                 self._end_of_epoch(evaluate=due)
         finally:
             self._logger.close()
@@ -269,13 +278,19 @@ class Trainer:
             last = self.out_dir / "last.pt"
             self._logger.log({"epoch": self.epoch, "iteration": self.iteration, "error": reason}, kind="eval_error")
             if self.dist.is_main:
-                log.error("evaluation after epoch %d failed: %s (the epoch's checkpoint %s is saved)", self.epoch,
-                          reason, last)
+                log.error(
+                    "evaluation after epoch %d failed: %s (the epoch's checkpoint %s is saved)",
+                    self.epoch,
+                    reason,
+                    last,
+                )
                 log.debug("evaluation traceback", exc_info=True)
             if self.cfg.on_eval_error == "stop":
-                raise EvaluationError(f"evaluation after epoch {self.epoch} failed: {reason}; training stopped "
-                                      f"(train.on_eval_error=stop) with the epoch's checkpoint in {last}; fix the "
-                                      f"cause and continue with --resume {last}") from exc
+                raise EvaluationError(
+                    f"evaluation after epoch {self.epoch} failed: {reason}; training stopped "
+                    f"(train.on_eval_error=stop) with the epoch's checkpoint in {last}; fix the "
+                    f"cause and continue with --resume {last}"
+                ) from exc
             return None
 
     def _save_best_weights(self) -> None:
@@ -283,8 +298,9 @@ class Trainer:
         and score it was chosen by."""
         card = self.card
         if card is not None:
-            card = dataclasses.replace(card, train={"epoch": self.epoch, "metric": self.best["metric"],
-                                                    "value": self.best["value"]})
+            card = dataclasses.replace(
+                card, train={"epoch": self.epoch, "metric": self.best["metric"], "value": self.best["value"]}
+            )
         save_weights(self.model, self.out_dir / "model_best.safetensors", {"epoch": str(self.epoch)}, card=card)
 
     def _train_epoch(self, epoch: int) -> None:
@@ -294,8 +310,9 @@ class Trainer:
         skip = self.step_in_epoch * accum
         loader = self._make_loader(epoch, skip)
         self.train_model.train()
-        progress = Progress(self.iters_per_epoch, self.step_in_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
-                            self.dist.is_main)
+        progress = Progress(
+            self.iters_per_epoch, self.step_in_epoch, f"epoch {epoch + 1}/{cfg.epochs}", self.dist.is_main
+        )
         window: dict[str, float] = defaultdict(float)
         window_steps = 0
         epoch_loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # (sum, steps)
@@ -340,14 +357,18 @@ class Trainer:
                 epoch_loss += torch.tensor([step_loss, 1.0], dtype=torch.float64, device=self.device)
                 if self.iteration % cfg.log_every == 0:
                     rec = {k: v / window_steps for k, v in window.items()}
-                    self._logger.log({"epoch": epoch + 1, "iteration": self.iteration, "lr": lr, **rec,
-                                      "images_per_s": rate})
+                    self._logger.log(
+                        {"epoch": epoch + 1, "iteration": self.iteration, "lr": lr, **rec, "images_per_s": rate}
+                    )
                     window.clear()
                     window_steps = 0
                 step_loss, step_images = 0.0, 0
                 step_logs.clear()
-                if (cfg.ckpt_every_iters and self.iteration % cfg.ckpt_every_iters == 0
-                        and self.step_in_epoch < self.iters_per_epoch):
+                if (
+                    cfg.ckpt_every_iters
+                    and self.iteration % cfg.ckpt_every_iters == 0
+                    and self.step_in_epoch < self.iters_per_epoch
+                ):
                     self._save_last()
                 if b >= self.batches_per_epoch:  # max_iters_per_epoch cap: do not fetch another batch
                     break
@@ -355,8 +376,16 @@ class Trainer:
             progress.close()
         all_reduce_(epoch_loss, "sum")
         mean = float(epoch_loss[0] / epoch_loss[1].clamp(min=1))
-        self._logger.log({"epoch": epoch + 1, "iteration": self.iteration, "lr": self.scheduler.get_last_lr()[0],
-                          "loss": mean, "time_s": time.perf_counter() - t_epoch}, kind="epoch")
+        self._logger.log(
+            {
+                "epoch": epoch + 1,
+                "iteration": self.iteration,
+                "lr": self.scheduler.get_last_lr()[0],
+                "loss": mean,
+                "time_s": time.perf_counter() - t_epoch,
+            },
+            kind="epoch",
+        )
         if self.dist.is_main:
             log.info("epoch %d/%d: loss %.5g", epoch + 1, cfg.epochs, mean)
 
@@ -382,8 +411,10 @@ class Trainer:
             self.train_model.train()
         metrics = {k: float(v) for k, v in metrics.items()}
         self.last_metrics = metrics
-        self._logger.log({"epoch": self.epoch, "iteration": self.iteration, "lr": self.scheduler.get_last_lr()[0],
-                          **metrics}, kind="eval")
+        self._logger.log(
+            {"epoch": self.epoch, "iteration": self.iteration, "lr": self.scheduler.get_last_lr()[0], **metrics},
+            kind="eval",
+        )
         if self.dist.is_main:
             log.info("eval after epoch %d: %s", self.epoch, metrics)
         return metrics
@@ -459,9 +490,18 @@ class Trainer:
         if isinstance(rng, list) and len(rng) == self.dist.world_size:
             set_rng_state(rng[self.dist.rank])
         else:
-            log.warning("checkpoint %s holds RNG states for %s ranks, this run has %d: reseeding",
-                        path, len(rng) if isinstance(rng, list) else "?", self.dist.world_size)
+            log.warning(
+                "checkpoint %s holds RNG states for %s ranks, this run has %d: reseeding",
+                path,
+                len(rng) if isinstance(rng, list) else "?",
+                self.dist.world_size,
+            )
             seed_everything(self.cfg.seed + self.dist.rank + self.iteration)
         if self.dist.is_main:
-            log.info("resumed from %s at epoch %d, step %d (iteration %d)", path, self.epoch + 1,
-                     self.step_in_epoch, self.iteration)
+            log.info(
+                "resumed from %s at epoch %d, step %d (iteration %d)",
+                path,
+                self.epoch + 1,
+                self.step_in_epoch,
+                self.iteration,
+            )

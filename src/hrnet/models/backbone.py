@@ -64,8 +64,9 @@ class HRNetConfig:
             # streams of 44, 88, 176, 352 channels, Table 13)
             expansion = BLOCKS[self.branch_block].expansion
             if self.width % expansion:
-                raise ValueError(f"with {self.branch_block} units the width must be a multiple of {expansion}, "
-                                 f"got {self.width}")
+                raise ValueError(
+                    f"with {self.branch_block} units the width must be a multiple of {expansion}, got {self.width}"
+                )
             planes = self.width // expansion
             object.__setattr__(self, "branch_channels", tuple(planes * 2**i for i in range(4)))
         if self.upsample == "bilinear" and self.align_corners is None:
@@ -85,9 +86,18 @@ class HRNetConfig:
 class MultiResolutionModule(nn.Module):
     """Parallel streams (``branches``) followed by an optional all-to-all fusion (``fuse_layers``)."""
 
-    def __init__(self, in_channels: Sequence[int], channels: Sequence[int], num_blocks: int, block: str,
-                 fuse: bool, multi_scale_output: bool, upsample: str, align_corners: bool | None,
-                 bn_momentum: float) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        channels: Sequence[int],
+        num_blocks: int,
+        block: str,
+        fuse: bool,
+        multi_scale_output: bool,
+        upsample: str,
+        align_corners: bool | None,
+        bn_momentum: float,
+    ) -> None:
         super().__init__()
         unit = BLOCKS[block]
         self.branches = nn.ModuleList(
@@ -113,10 +123,12 @@ class MultiResolutionModule(nn.Module):
         if src > dst:  # lower resolution: 1x1 conv to align widths; upsampling happens in forward
             return conv_bn(c_src, c_dst, 1, 1, bn_momentum, relu=False)
         steps = dst - src  # higher resolution: (dst - src) strided 3x3 convs, ReLU between them
-        return nn.Sequential(*(
-            conv_bn(c_src, c_dst if k == steps - 1 else c_src, 3, 2, bn_momentum, relu=k < steps - 1)
-            for k in range(steps)
-        ))
+        return nn.Sequential(
+            *(
+                conv_bn(c_src, c_dst if k == steps - 1 else c_src, 3, 2, bn_momentum, relu=k < steps - 1)
+                for k in range(steps)
+            )
+        )
 
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
         xs = [branch(x) for branch, x in zip(self.branches, xs)]
@@ -167,12 +179,18 @@ class HRNetBackbone(nn.Module):
             in_ch = stage_in
             for k in range(cfg.stage_modules[s - 2]):
                 last_module = k == cfg.stage_modules[s - 2] - 1
-                fuse = (cfg.fusion == "full" or (cfg.fusion == "across" and last_module)
-                        or (last_stage and last_module))
+                fuse = cfg.fusion == "full" or (cfg.fusion == "across" and last_module) or (last_stage and last_module)
                 module = MultiResolutionModule(
-                    in_ch, widths[:n], cfg.stage_blocks[s - 2], cfg.branch_block, fuse,
+                    in_ch,
+                    widths[:n],
+                    cfg.stage_blocks[s - 2],
+                    cfg.branch_block,
+                    fuse,
                     multi_scale_output=cfg.multi_scale_output or not (last_stage and last_module),
-                    upsample=cfg.upsample, align_corners=cfg.align_corners, bn_momentum=m)
+                    upsample=cfg.upsample,
+                    align_corners=cfg.align_corners,
+                    bn_momentum=m,
+                )
                 modules.append(module)
                 in_ch = module.out_channels
             setattr(self, f"transition{s - 1}", trans if trans is not None else nn.ModuleList())
@@ -196,9 +214,14 @@ class HRNetBackbone(nn.Module):
             else:
                 steps = i + 1 - len(prev)
                 c_in = prev[-1]
-                layers.append(nn.Sequential(*(
-                    conv_bn(c_in, c if k == steps - 1 else c_in, 3, 2, bn_momentum, relu=True) for k in range(steps)
-                )))
+                layers.append(
+                    nn.Sequential(
+                        *(
+                            conv_bn(c_in, c if k == steps - 1 else c_in, 3, 2, bn_momentum, relu=True)
+                            for k in range(steps)
+                        )
+                    )
+                )
         if len(cur) == len(prev) and all(isinstance(t, nn.Identity) for t in layers):
             return None
         return nn.ModuleList(layers)

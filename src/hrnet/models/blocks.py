@@ -31,8 +31,9 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 bn_momentum: float = 0.1) -> None:
+    def __init__(
+        self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, bn_momentum: float = 0.1
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_ch, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes, momentum=bn_momentum)
@@ -54,8 +55,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 bn_momentum: float = 0.1) -> None:
+    def __init__(
+        self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, bn_momentum: float = 0.1
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes, momentum=bn_momentum)
@@ -78,8 +80,14 @@ class Bottleneck(nn.Module):
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-def make_units(block: type[BasicBlock] | type[Bottleneck], in_ch: int, planes: int, num: int, stride: int = 1,
-               bn_momentum: float = 0.1) -> nn.Sequential:
+def make_units(
+    block: type[BasicBlock] | type[Bottleneck],
+    in_ch: int,
+    planes: int,
+    num: int,
+    stride: int = 1,
+    bn_momentum: float = 0.1,
+) -> nn.Sequential:
     """``num`` residual units; the first gets a 1x1 projection shortcut when the shape changes."""
     out_ch = planes * block.expansion
     downsample = None

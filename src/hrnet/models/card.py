@@ -73,8 +73,10 @@ class ModelCard:
         if not isinstance(data, dict):
             raise ValueError(f"{origin}: model card must be a JSON object, got {type(data).__name__}")
         if int(data.get("format", CARD_FORMAT)) > CARD_FORMAT:
-            raise ValueError(f"{origin}: model card format {data['format']} is newer than this hrnet "
-                             f"understands ({CARD_FORMAT}); upgrade hrnet")
+            raise ValueError(
+                f"{origin}: model card format {data['format']} is newer than this hrnet "
+                f"understands ({CARD_FORMAT}); upgrade hrnet"
+            )
         known = {f.name for f in fields(cls)}
         missing = [k for k in ("task", "model", "num_outputs", "labels") if k not in data]
         if missing:

@@ -38,13 +38,24 @@ class FusionError(ValueError):
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new convolution equal to ``bn(conv(x))`` in eval mode (computed in float64, stored as conv's dtype)."""
     if conv.out_channels != bn.num_features:
-        raise FusionError(f"cannot fold a BatchNorm of {bn.num_features} channels into a conv with "
-                          f"{conv.out_channels} outputs")
+        raise FusionError(
+            f"cannot fold a BatchNorm of {bn.num_features} channels into a conv with {conv.out_channels} outputs"
+        )
     if bn.running_mean is None or bn.running_var is None:
         raise FusionError("cannot fold a BatchNorm without running statistics (track_running_stats=False)")
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-                      device=conv.weight.device, dtype=conv.weight.dtype)
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
     scale = bn.running_var.double().add(bn.eps).rsqrt()
     if bn.weight is not None:
         scale = scale * bn.weight.double()
@@ -91,8 +102,9 @@ def fuse(model: nn.Module, inplace: bool = False) -> nn.Module:
     result is meaningless, so it is left in eval mode.
     """
     if model.training:
-        raise FusionError("fuse() needs a model in eval mode (BatchNorm folding uses the running statistics); "
-                          "call model.eval() first")
+        raise FusionError(
+            "fuse() needs a model in eval mode (BatchNorm folding uses the running statistics); call model.eval() first"
+        )
     target = model if inplace else copy.deepcopy(model)
     count = 0
     for module in list(target.modules()):

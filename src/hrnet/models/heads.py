@@ -92,8 +92,9 @@ def build_head_cii(in_channels: Sequence[int], out_width: int = 512, bn_momentum
         units, c_in = [], c
         for k in range(n - i):
             c_out = out_width // 2 ** (n - i - 1 - k)
-            units.append(make_units(Bottleneck, c_in, c_out // Bottleneck.expansion, 1, stride=2,
-                                    bn_momentum=bn_momentum)[0])
+            units.append(
+                make_units(Bottleneck, c_in, c_out // Bottleneck.expansion, 1, stride=2, bn_momentum=bn_momentum)[0]
+            )
             c_in = c_out
         stacks.append(nn.Sequential(*units))
     return nn.ModuleList(stacks)
@@ -138,17 +139,26 @@ class HeadV1h(nn.Module):
 class HeadV2(nn.Module):
     """HRNetV2: upsample + concatenate all streams, then (optionally) a 1x1 conv to mix them."""
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int | None = None, align_corners: bool = False,
-                 bn_momentum: float = 0.1) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        out_channels: int | None = None,
+        align_corners: bool = False,
+        bn_momentum: float = 0.1,
+    ) -> None:
         super().__init__()
         total = sum(in_channels)
         self.out_channels = out_channels or total
         self.align_corners = align_corners
-        self.mix = nn.Sequential(
-            nn.Conv2d(total, self.out_channels, 1, bias=False),
-            nn.BatchNorm2d(self.out_channels, momentum=bn_momentum),
-            nn.ReLU(inplace=True),
-        ) if out_channels else nn.Identity()
+        self.mix = (
+            nn.Sequential(
+                nn.Conv2d(total, self.out_channels, 1, bias=False),
+                nn.BatchNorm2d(self.out_channels, momentum=bn_momentum),
+                nn.ReLU(inplace=True),
+            )
+            if out_channels
+            else nn.Identity()
+        )
 
     def forward(self, xs: Sequence[Tensor]) -> Tensor:
         return self.mix(v2_concat(xs, self.align_corners))
@@ -163,8 +173,14 @@ class HeadV2p(nn.Module):
     gives 8..128, the P3-P7 pyramid of FCOS / RetinaNet (mmdet ``HRFPN(stride=2)``, HRNet-FCOS).
     """
 
-    def __init__(self, in_channels: Sequence[int], out_channels: int = 256, num_levels: int = 5,
-                 conv_stride: int = 1, align_corners: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        out_channels: int = 256,
+        num_levels: int = 5,
+        conv_stride: int = 1,
+        align_corners: bool = False,
+    ) -> None:
         super().__init__()
         if conv_stride not in (1, 2):
             raise ValueError(f"conv_stride must be 1 or 2, got {conv_stride}")
@@ -173,8 +189,9 @@ class HeadV2p(nn.Module):
         self.strides = [4 * conv_stride * 2**i for i in range(num_levels)]
         self.pools = [2**i for i in range(num_levels)]
         self.reduction_conv = nn.Conv2d(sum(in_channels), out_channels, kernel_size=1)
-        self.fpn_convs = nn.ModuleList(conv3x3(out_channels, out_channels, stride=conv_stride, bias=True)
-                                       for _ in range(num_levels))
+        self.fpn_convs = nn.ModuleList(
+            conv3x3(out_channels, out_channels, stride=conv_stride, bias=True) for _ in range(num_levels)
+        )
 
     def forward(self, xs: Sequence[Tensor]) -> list[Tensor]:
         y = self.reduction_conv(v2_concat(xs, self.align_corners))

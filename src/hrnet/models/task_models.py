@@ -81,8 +81,9 @@ class HRNetPose(HRNetBackbone):
         if num_joints < 1:
             raise ValueError(f"num_joints must be >= 1, got {num_joints}")
         self.num_joints = num_joints
-        self.final_layer = nn.Conv2d(self.out_channels[0], num_joints, kernel_size=final_conv_kernel,
-                                     padding=final_conv_kernel // 2)
+        self.final_layer = nn.Conv2d(
+            self.out_channels[0], num_joints, kernel_size=final_conv_kernel, padding=final_conv_kernel // 2
+        )
 
     @property
     def head_size(self) -> int:

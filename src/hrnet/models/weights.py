@@ -51,7 +51,7 @@ def resolve_source(src: str | Path) -> Path:
     optional ``huggingface_hub`` (default file ``model.safetensors``; its cache and offline mode apply)."""
     text = str(src)
     if text.startswith(HF_PREFIX):
-        parts = text[len(HF_PREFIX):].strip("/").split("/")
+        parts = text[len(HF_PREFIX) :].strip("/").split("/")
         if len(parts) < 2 or not all(parts):
             raise ValueError(f"{text}: expected hf-hub:<org>/<repo> or hf-hub:<org>/<repo>/<file>")
         filename = "/".join(parts[2:]) or "model.safetensors"
@@ -105,10 +105,10 @@ def normalize_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
             changed = False
             for prefix in PREFIXES:
                 if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
+                    key, changed = key[len(prefix) :], True
         for src, dst in HEAD_MAPS:
             if key.startswith(src):
-                key = dst + key[len(src):]
+                key = dst + key[len(src) :]
                 break
         if key.startswith(DROPPED_PREFIXES):
             continue
@@ -160,15 +160,22 @@ def head_prefixes(model: nn.Module) -> tuple[str, ...]:
     return tuple(getattr(model, "head_prefixes", HEAD_PREFIXES))
 
 
-def mismatched_head_keys(model: nn.Module, state: Mapping[str, Tensor],
-                         heads: Sequence[str] | None = None) -> tuple[str, ...]:
+def mismatched_head_keys(
+    model: nn.Module, state: Mapping[str, Tensor], heads: Sequence[str] | None = None
+) -> tuple[str, ...]:
     """Keys of the output layers whose output count differs between ``state`` and ``model``: what changes
     with the class or keypoint count (passing them as ``exclude`` keeps the model's fresh head). A head
     whose *input* size differs belongs to another width: that is not a head mismatch."""
     own = model.state_dict()
     prefixes = tuple(heads) if heads is not None else head_prefixes(model)
-    return tuple(k for k in state if k.startswith(prefixes) and k in own and state[k].shape != own[k].shape
-                 and state[k].shape[1:] == own[k].shape[1:])
+    return tuple(
+        k
+        for k in state
+        if k.startswith(prefixes)
+        and k in own
+        and state[k].shape != own[k].shape
+        and state[k].shape[1:] == own[k].shape[1:]
+    )
 
 
 def _head_sizes(model: nn.Module, state: Mapping[str, Tensor], keys: Sequence[str]) -> tuple[int, int]:
@@ -178,8 +185,13 @@ def _head_sizes(model: nn.Module, state: Mapping[str, Tensor], keys: Sequence[st
     return int(state[key].shape[0]), int(own[key].shape[0])
 
 
-def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Module, strict: bool = True,
-                 exclude: Sequence[str] = (), on_head_mismatch: str = "error") -> LoadResult:
+def load_weights(
+    model: nn.Module,
+    src: str | Path | Mapping[str, Any] | nn.Module,
+    strict: bool = True,
+    exclude: Sequence[str] = (),
+    on_head_mismatch: str = "error",
+) -> LoadResult:
     """Load ``src`` into ``model``; strict by default, with errors that name keys and shapes.
 
     ``on_head_mismatch`` decides what happens when the output layer has another size (another class
@@ -211,9 +223,16 @@ def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Modu
             raise HeadMismatchError(
                 f"{origin}: the weights predict {theirs} {unit} but the model has {ours} ({shapes}); "
                 f"build the model with {theirs} {unit} (a weights file with a model card does this by itself), "
-                f"or fine-tune from it (model.pretrained) to re-initialise the head")
-        log.warning("%s: the weights predict %d %s, the model %d: %s re-initialised", origin, theirs, unit, ours,
-                    ", ".join(sorted({k.rsplit(".", 1)[0] for k in heads})))
+                f"or fine-tune from it (model.pretrained) to re-initialise the head"
+            )
+        log.warning(
+            "%s: the weights predict %d %s, the model %d: %s re-initialised",
+            origin,
+            theirs,
+            unit,
+            ours,
+            ", ".join(sorted({k.rsplit(".", 1)[0] for k in heads})),
+        )
         excluded += heads
         state = {k: v for k, v in state.items() if k not in heads}
     own = model.state_dict()
@@ -238,8 +257,12 @@ def load_weights(model: nn.Module, src: str | Path | Mapping[str, Any] | nn.Modu
     return LoadResult(missing, unexpected, heads)
 
 
-def save_weights(model_or_state: nn.Module | Mapping[str, Tensor], path: str | Path,
-                 metadata: Mapping[str, str] | None = None, card: ModelCard | None = None) -> Path:
+def save_weights(
+    model_or_state: nn.Module | Mapping[str, Tensor],
+    path: str | Path,
+    metadata: Mapping[str, str] | None = None,
+    card: ModelCard | None = None,
+) -> Path:
     """Write weights atomically: safetensors for ``.safetensors`` paths (with optional string
     ``metadata`` and the model ``card``), a plain torch file otherwise (which cannot hold a card)."""
     path = Path(path)
@@ -270,8 +293,9 @@ def hub_download(repo_id: str, filename: str = "model.safetensors") -> Path:
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename))
     except Exception as err:  # noqa: BLE001 - offline, missing repo or file: one message for the user
-        raise FileNotFoundError(f"hf-hub:{repo_id}/{filename}: cannot get it from the hub "
-                                f"({type(err).__name__}: {err})") from err
+        raise FileNotFoundError(
+            f"hf-hub:{repo_id}/{filename}: cannot get it from the hub ({type(err).__name__}: {err})"
+        ) from err
 
 
 def load_pretrained(model: nn.Module, name: str, pretrained: bool | str | Path) -> LoadResult:

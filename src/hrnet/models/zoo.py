@@ -20,10 +20,12 @@ from hrnet.models.task_models import HRNetClassifier, HRNetFeatures, HRNetPose, 
 
 # the small variants of the official repositories, as differences from the standard topology
 SMALL_VARIANTS: dict[str, dict[str, Any]] = {
-    "hrnet_w18_small_v1": dict(width=16, stage1_blocks=1, stage1_channels=32, stage_modules=(1, 1, 1),
-                               stage_blocks=(2, 2, 2)),
-    "hrnet_w18_small_v2": dict(width=18, stage1_blocks=2, stage1_channels=64, stage_modules=(1, 3, 2),
-                               stage_blocks=(2, 2, 2)),
+    "hrnet_w18_small_v1": dict(
+        width=16, stage1_blocks=1, stage1_channels=32, stage_modules=(1, 1, 1), stage_blocks=(2, 2, 2)
+    ),
+    "hrnet_w18_small_v2": dict(
+        width=18, stage1_blocks=2, stage1_channels=64, stage_modules=(1, 3, 2), stage_blocks=(2, 2, 2)
+    ),
 }
 ALIASES = {"hrnet_w18_small": "hrnet_w18_small_v1"}
 OFFICIAL_WIDTHS = (18, 30, 32, 40, 44, 48, 64)
@@ -47,7 +49,7 @@ def _split(name: str) -> tuple[str, str]:
     """'pose_hrnet_w32' -> ('pose_', 'hrnet_w32'), resolving aliases; unknown names raise with suggestions."""
     for task in ("pose_", "seg_"):
         if name.startswith(task):
-            backbone = name[len(task):]
+            backbone = name[len(task) :]
             break
     else:
         task, backbone = "", name
@@ -58,8 +60,10 @@ def _split(name: str) -> tuple[str, str]:
     if m is None:
         close = difflib.get_close_matches(name, list_models(), n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown model name {name!r}{hint} (any width works: hrnet_w{{W}}, pose_hrnet_w{{W}}, "
-                         f"seg_hrnet_w{{W}}; see `hrnet list`)")
+        raise ValueError(
+            f"unknown model name {name!r}{hint} (any width works: hrnet_w{{W}}, pose_hrnet_w{{W}}, "
+            f"seg_hrnet_w{{W}}; see `hrnet list`)"
+        )
     if int(m.group(1)) <= 0:
         raise ValueError(f"{name!r}: width must be a positive integer")
     return task, backbone
@@ -87,10 +91,18 @@ def default_input_size(name: str) -> tuple[int, int]:
     return DEFAULT_INPUT[_split(name)[0]]
 
 
-def create_model(name: str, pretrained: bool | str | Path = False, *, num_classes: int | None = None,
-                 num_joints: int | None = None, head: str = "c", features_only: bool = False,
-                 feature_stage: int = 4, out_indices: tuple[int, ...] | None = None,
-                 **overrides: Any) -> nn.Module:
+def create_model(
+    name: str,
+    pretrained: bool | str | Path = False,
+    *,
+    num_classes: int | None = None,
+    num_joints: int | None = None,
+    head: str = "c",
+    features_only: bool = False,
+    feature_stage: int = 4,
+    out_indices: tuple[int, ...] | None = None,
+    **overrides: Any,
+) -> nn.Module:
     """Build a named model; ``overrides`` change backbone fields (see :class:`HRNetConfig`).
 
     ``pretrained``: True downloads the official ImageNet weights of a classification width from the

@@ -66,25 +66,41 @@ class PoseResult(Result):
         for i in range(len(self)):
             kp = np.concatenate([self.keypoints[i], self.scores[i][:, None]], axis=1).reshape(-1)
             x1, y1, x2, y2 = self.boxes[i]
-            out.append({"image_id": image_id, "category_id": category_id,
-                        "keypoints": [round(float(v), 3) for v in kp], "score": float(person[i]),
-                        "bbox": [round(float(v), 2) for v in (x1, y1, x2 - x1, y2 - y1)]})
+            out.append(
+                {
+                    "image_id": image_id,
+                    "category_id": category_id,
+                    "keypoints": [round(float(v), 3) for v in kp],
+                    "score": float(person[i]),
+                    "bbox": [round(float(v), 2) for v in (x1, y1, x2 - x1, y2 - y1)],
+                }
+            )
         return out
 
     def to_json(self) -> dict[str, Any]:
         """The image, keypoint names, where the boxes came from, and the people as COCO results."""
         stem = Path(self.path).stem if self.path else ""
         image_id: int | str = int(stem) if stem.isdigit() else (self.path or 0)
-        out = {**self._header(), "keypoint_names": list(self.keypoint_set.names), "boxes_source": self.boxes_source,
-               "people": self.to_coco(image_id)}
+        out = {
+            **self._header(),
+            "keypoint_names": list(self.keypoint_set.names),
+            "boxes_source": self.boxes_source,
+            "people": self.to_coco(image_id),
+        }
         if self.box_counts:
             out["box_counts"] = dict(self.box_counts)
         return out
 
     def plot(self, kpt_thr: float = 0.3, show_boxes: bool = True) -> np.ndarray:
         """RGB uint8 copy of the image with the skeletons (and boxes) drawn."""
-        return draw_poses(self.image, self.keypoints, self.scores, self.keypoint_set.skeleton,
-                          boxes=self.boxes if show_boxes else None, kpt_thr=kpt_thr)
+        return draw_poses(
+            self.image,
+            self.keypoints,
+            self.scores,
+            self.keypoint_set.skeleton,
+            boxes=self.boxes if show_boxes else None,
+            kpt_thr=kpt_thr,
+        )
 
 
 def _same_set(a: KeypointSet, b: KeypointSet) -> bool:
@@ -104,11 +120,21 @@ class PoseEstimator:
     ``onnx`` (see :func:`hrnet.runtime.optimize_for_inference`); it is prepared on the first batch.
     """
 
-    def __init__(self, model: str | Path | nn.Module = "pose_hrnet_w32", weights: str | Path | None = None, *,
-                 keypoint_set: KeypointSet | str | Path | None = None, input_size: Sequence[int] | None = None,
-                 flip_test: bool | None = None, shift_heatmap: bool | None = None, dark: bool | None = None,
-                 detector: Detector | None = None, batch_size: int = 32,
-                 device: str | torch.device | None = None, runtime: str = "auto") -> None:
+    def __init__(
+        self,
+        model: str | Path | nn.Module = "pose_hrnet_w32",
+        weights: str | Path | None = None,
+        *,
+        keypoint_set: KeypointSet | str | Path | None = None,
+        input_size: Sequence[int] | None = None,
+        flip_test: bool | None = None,
+        shift_heatmap: bool | None = None,
+        dark: bool | None = None,
+        detector: Detector | None = None,
+        batch_size: int = 32,
+        device: str | torch.device | None = None,
+        runtime: str = "auto",
+    ) -> None:
         explicit = load_keypoint_set(keypoint_set) if keypoint_set is not None else None
 
         def build(name: str) -> nn.Module:
@@ -118,9 +144,11 @@ class PoseEstimator:
         if card is not None:
             ks = card_keypoint_set(card)
             if explicit is not None and not _same_set(explicit, ks):
-                raise ValueError(f"keypoint set {explicit.name!r} ({explicit.num_keypoints} keypoints) does not match "
-                                 f"the weights' own set {ks.name!r} ({ks.num_keypoints}: {', '.join(ks.names[:4])}, "
-                                 f"...); leave keypoint_set out to use the weights' set")
+                raise ValueError(
+                    f"keypoint set {explicit.name!r} ({explicit.num_keypoints} keypoints) does not match "
+                    f"the weights' own set {ks.name!r} ({ks.num_keypoints}: {', '.join(ks.names[:4])}, "
+                    f"...); leave keypoint_set out to use the weights' set"
+                )
             test = card_test_config(card)
             size = card.input_size or DEFAULT_INPUT_SIZE
         else:
@@ -155,12 +183,12 @@ class PoseEstimator:
         """The network as this estimator runs it (built on first use for the crop size)."""
         if self._forward is None:
             h, w = self.input_size
-            self._forward = facade_forward(self.model, self.runtime, (2 if self.flip_test else 1, 3, h, w),
-                                           self.device)
+            self._forward = facade_forward(self.model, self.runtime, (2 if self.flip_test else 1, 3, h, w), self.device)
         return self._forward
 
-    def _people(self, rgb: np.ndarray, boxes: Any, detector: Detector | None,
-                skip_bad: bool = False) -> tuple[np.ndarray, str, dict[str, int]]:
+    def _people(
+        self, rgb: np.ndarray, boxes: Any, detector: Detector | None, skip_bad: bool = False
+    ) -> tuple[np.ndarray, str, dict[str, int]]:
         """Validated (N, 5) boxes for one image and where they came from."""
         detector = detector or self.detector
         h, w = rgb.shape[:2]
@@ -188,30 +216,58 @@ class PoseEstimator:
             parts = []
             for idx in batched(range(len(all_crops)), self.batch_size):
                 sl = slice(idx[0], idx[-1] + 1)
-                parts.append(predict_crops(self.model, all_crops[sl], all_c[sl], all_s[sl], self.codec,
-                                           self.keypoint_set.flip_pairs, flip_test=self.flip_test,
-                                           shift_heatmap=self.shift_heatmap, dark=self.dark,
-                                           forward=self.forward))
+                parts.append(
+                    predict_crops(
+                        self.model,
+                        all_crops[sl],
+                        all_c[sl],
+                        all_s[sl],
+                        self.codec,
+                        self.keypoint_set.flip_pairs,
+                        flip_test=self.flip_test,
+                        shift_heatmap=self.shift_heatmap,
+                        dark=self.dark,
+                        forward=self.forward,
+                    )
+                )
             kpts = np.concatenate([p[0] for p in parts])
             scores = np.concatenate([p[1] for p in parts])
         owner_arr = np.asarray(owner, dtype=np.int64)
         results = []
         for i, (rgb, path, boxes, source, counts) in enumerate(frames):
             sel = owner_arr == i
-            results.append(PoseResult(rgb, kpts[sel], scores[sel], boxes[:, :4].copy(), boxes[:, 4].copy(),
-                                      self.keypoint_set, path, source, counts))
+            results.append(
+                PoseResult(
+                    rgb,
+                    kpts[sel],
+                    scores[sel],
+                    boxes[:, :4].copy(),
+                    boxes[:, 4].copy(),
+                    self.keypoint_set,
+                    path,
+                    source,
+                    counts,
+                )
+            )
         return results
 
-    def __call__(self, image: str | Path | np.ndarray, boxes: Any = None,
-                 detector: Detector | None = None) -> PoseResult:
+    def __call__(
+        self, image: str | Path | np.ndarray, boxes: Any = None, detector: Detector | None = None
+    ) -> PoseResult:
         """Poses in ``image`` (path or RGB array) for ``boxes`` (xyxy[, score]), else the detector's."""
         rgb = as_rgb_array(image)
         path = str(image) if isinstance(image, (str, Path)) else None
         detector = as_person_detector(detector, self.device)
         return self._run([(rgb, path, *self._people(rgb, boxes, detector))])[0]
 
-    def predict(self, images: Any, boxes: Sequence[Any] | None = None, batch_size: int | None = None,
-                detector: Detector | None = None, skip_bad: bool = False) -> list[PoseResult]:
+    def predict(
+        self,
+        images: Any,
+        boxes: Sequence[Any] | None = None,
+        batch_size: int | None = None,
+        detector: Detector | None = None,
+        skip_bad: bool = False,
+    ) -> list[PoseResult]:
         """Poses of many images (paths, folders, globs, videos, arrays): people are batched across images.
 
         ``boxes``, when given, is one box list per image in order. ``skip_bad`` counts NaN / empty
@@ -220,9 +276,14 @@ class PoseEstimator:
         frames = list(as_frames(images))
         return self.predict_frames(frames, boxes, batch_size, detector, skip_bad)
 
-    def predict_frames(self, frames: list[Frame], boxes: Sequence[Any] | None = None,
-                       batch_size: int | None = None, detector: Detector | None = None,
-                       skip_bad: bool = False) -> list[PoseResult]:
+    def predict_frames(
+        self,
+        frames: list[Frame],
+        boxes: Sequence[Any] | None = None,
+        batch_size: int | None = None,
+        detector: Detector | None = None,
+        skip_bad: bool = False,
+    ) -> list[PoseResult]:
         """:meth:`predict` on frames already read (what ``hrnet pose predict`` feeds)."""
         bad = next((f for f in frames if f.error), None)
         if bad is not None:
@@ -234,8 +295,9 @@ class PoseEstimator:
         for n, f in enumerate(frames):
             assert f.image is not None
             path = str(f.source.path) if f.source is not None else None
-            per_image.append((f.image, path, *self._people(f.image, None if boxes is None else boxes[n], detector,
-                                                            skip_bad)))
+            per_image.append(
+                (f.image, path, *self._people(f.image, None if boxes is None else boxes[n], detector, skip_bad))
+            )
         out: list[PoseResult] = []
         for chunk in batched(per_image, max(1, batch_size or len(per_image) or 1)):
             out.extend(self._run(chunk))

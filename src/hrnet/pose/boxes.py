@@ -44,8 +44,12 @@ def _as_array(boxes: Any, source: str) -> np.ndarray:
     """Any box container -> float (N, 5); shape and type errors name the source."""
     if isinstance(boxes, np.ndarray) and boxes.dtype.kind in "fiu":
         b = boxes.astype(np.float64)
-    elif isinstance(boxes, list | tuple) and boxes and all(isinstance(r, list | tuple) for r in boxes) \
-            and {len(r) for r in boxes} == {4, 5}:  # rows with and without a score: score 1 where absent
+    elif (
+        isinstance(boxes, list | tuple)
+        and boxes
+        and all(isinstance(r, list | tuple) for r in boxes)
+        and {len(r) for r in boxes} == {4, 5}
+    ):  # rows with and without a score: score 1 where absent
         return _as_array([list(r) + [1.0] * (5 - len(r)) for r in boxes], source)
     else:
         try:
@@ -67,8 +71,9 @@ def _fmt(box: np.ndarray) -> str:
     return "[" + ", ".join(f"{v:g}" for v in box) + "]"
 
 
-def validate_boxes(boxes: Any, image_size: tuple[int, int], source: str = "boxes",
-                   skip_bad: bool = False) -> tuple[np.ndarray, dict[str, int]]:
+def validate_boxes(
+    boxes: Any, image_size: tuple[int, int], source: str = "boxes", skip_bad: bool = False
+) -> tuple[np.ndarray, dict[str, int]]:
     """Boxes of one image -> (N, 5) float ``x1, y1, x2, y2, score`` clipped to the image, and the counts
     ``{"clipped": n, "outside": n, "bad": n}``.
 
@@ -94,8 +99,9 @@ def validate_boxes(boxes: Any, image_size: tuple[int, int], source: str = "boxes
             problem = "has no area (needs x2 > x1 and y2 > y1)"
         if problem is not None:
             if not skip_bad:
-                raise BoxError(f"{source}: box {i} {_fmt(box)} {problem}; fix it or skip such boxes "
-                               "(--skip-bad / skip_bad=True)")
+                raise BoxError(
+                    f"{source}: box {i} {_fmt(box)} {problem}; fix it or skip such boxes (--skip-bad / skip_bad=True)"
+                )
             counts["bad"] += 1
             continue
         if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
@@ -110,8 +116,11 @@ def validate_boxes(boxes: Any, image_size: tuple[int, int], source: str = "boxes
 
 def describe_counts(counts: dict[str, int]) -> str:
     """``{"clipped": 2, "outside": 1}`` -> ``"2 boxes clipped to the image, 1 box wholly outside dropped"``."""
-    words = {"clipped": "clipped to the image", "outside": "wholly outside the image dropped",
-             "bad": "NaN / infinite / empty skipped"}
+    words = {
+        "clipped": "clipped to the image",
+        "outside": "wholly outside the image dropped",
+        "bad": "NaN / infinite / empty skipped",
+    }
     parts = [f"{n} box{'es' if n != 1 else ''} {words.get(k, k)}" for k, n in counts.items() if n]
     return ", ".join(parts)
 
@@ -219,8 +228,10 @@ def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
     elif isinstance(data, list):
         table = _from_results(data, p)
     else:
-        raise BoxError(f"{p}: expected a mapping file -> boxes, a list of COCO detections or a COCO "
-                       f"ground-truth file, got a JSON {type(data).__name__}")
+        raise BoxError(
+            f"{p}: expected a mapping file -> boxes, a list of COCO detections or a COCO "
+            f"ground-truth file, got a JSON {type(data).__name__}"
+        )
     return {k: np.asarray(v, dtype=np.float64).reshape(-1, 5) for k, v in table.items()}
 
 

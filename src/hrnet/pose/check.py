@@ -45,8 +45,9 @@ def _path(root: str, p: str) -> Path:
     return q if q.is_absolute() else Path(root) / q
 
 
-def _check_image_file(report: DataReport, file: Path, where: str, expected: tuple[Any, Any] | None,
-                      level: str) -> tuple[float, float] | None:
+def _check_image_file(
+    report: DataReport, file: Path, where: str, expected: tuple[Any, Any] | None, level: str
+) -> tuple[float, float] | None:
     """Size of ``file`` (or None when it cannot be read), recording missing / unreadable / size mismatch."""
     report.checked["images"] += 1
     try:
@@ -58,8 +59,11 @@ def _check_image_file(report: DataReport, file: Path, where: str, expected: tupl
         report.add("unreadable image", str(file), f"{err} (named by {where})".split(": ", 1)[-1])
         return None
     if expected is not None and None not in expected and (int(expected[0]), int(expected[1])) != size:
-        report.add("image size differs from the JSON", str(file),
-                   f"file is {size[0]}x{size[1]}, {where} says {int(expected[0])}x{int(expected[1])} (WxH)")
+        report.add(
+            "image size differs from the JSON",
+            str(file),
+            f"file is {size[0]}x{size[1]}, {where} says {int(expected[0])}x{int(expected[1])} (WxH)",
+        )
     return float(size[0]), float(size[1])
 
 
@@ -82,19 +86,28 @@ def _check_person(report: DataReport, ann: dict, where: str, size: tuple[float, 
     out = labelled & ((kp[:, 0] < 0) | (kp[:, 1] < 0) | (kp[:, 0] > width) | (kp[:, 1] > height))
     if out.any():
         worst = kp[np.flatnonzero(out)[0], :2]
-        report.add("keypoint outside image", where,
-                   f"{int(out.sum())} labelled keypoints outside the {width:g}x{height:g} image, e.g. "
-                   f"({worst[0]:g}, {worst[1]:g}); they give no training target", "warning")
+        report.add(
+            "keypoint outside image",
+            where,
+            f"{int(out.sum())} labelled keypoints outside the {width:g}x{height:g} image, e.g. "
+            f"({worst[0]:g}, {worst[1]:g}); they give no training target",
+            "warning",
+        )
     if w > 0 and h > 0:
         if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-            report.add("box outside image", where, f"bbox {ann['bbox']} lies outside the {width:g}x{height:g} "
-                       "image (skipped in training)", "warning")
+            report.add(
+                "box outside image",
+                where,
+                f"bbox {ann['bbox']} lies outside the {width:g}x{height:g} image (skipped in training)",
+                "warning",
+            )
         elif x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
             report.add("box partly outside image (clipped)", where, f"bbox {ann['bbox']}", "note")
 
 
-def check_coco_split(report: DataReport, ann_file: Path, image_dir: Path, keypoint_set: KeypointSet | None,
-                     level: str = "full") -> None:
+def check_coco_split(
+    report: DataReport, ann_file: Path, image_dir: Path, keypoint_set: KeypointSet | None, level: str = "full"
+) -> None:
     """Check one COCO-style keypoint file and its images into ``report``."""
     report.sources.append(str(ann_file))
     try:
@@ -102,8 +115,11 @@ def check_coco_split(report: DataReport, ann_file: Path, image_dir: Path, keypoi
     except (FileNotFoundError, ValueError) as err:
         report.add("unreadable annotation file", str(ann_file), str(err).split(": ", 1)[-1])
         return
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("annotations"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("annotations"), list)
+    ):
         report.add("unreadable annotation file", str(ann_file), "not a COCO file (needs 'images' and 'annotations')")
         return
     k = keypoint_set.num_keypoints if keypoint_set is not None else None
@@ -115,8 +131,11 @@ def check_coco_split(report: DataReport, ann_file: Path, image_dir: Path, keypoi
         if problem is not None:
             report.add("bad image entry", f"{ann_file}: images[{i}]", problem)
         elif entry["id"] in images:
-            report.add("duplicate image id", f"{ann_file}: image id {entry['id']}",
-                       f"used by {images[entry['id']]['file_name']} and {entry['file_name']}")
+            report.add(
+                "duplicate image id",
+                f"{ann_file}: image id {entry['id']}",
+                f"used by {images[entry['id']]['file_name']} and {entry['file_name']}",
+            )
         else:
             images[entry["id"]] = entry
     cats = [c for c in data.get("categories") or [] if isinstance(c, dict)]
@@ -143,8 +162,13 @@ def check_coco_split(report: DataReport, ann_file: Path, image_dir: Path, keypoi
     for image_id, entry in images.items():
         file = image_dir / entry["file_name"]
         where = f"{ann_file} (image id {image_id})"
-        size = _check_image_file(report, file, where, (entry.get("width"), entry.get("height"))
-                                 if "width" in entry and "height" in entry else None, level)
+        size = _check_image_file(
+            report,
+            file,
+            where,
+            (entry.get("width"), entry.get("height")) if "width" in entry and "height" in entry else None,
+            level,
+        )
         if size is None and is_number(entry.get("width")) and is_number(entry.get("height")):
             size = (float(entry["width"]), float(entry["height"]))
         if not people[image_id]:
@@ -153,8 +177,9 @@ def check_coco_split(report: DataReport, ann_file: Path, image_dir: Path, keypoi
             _check_person(report, ann, f"{ann_where} ({entry['file_name']})", size)
 
 
-def check_mpii_split(report: DataReport, ann_file: Path, image_dir: Path, keypoint_set: KeypointSet,
-                     level: str = "full") -> None:
+def check_mpii_split(
+    report: DataReport, ann_file: Path, image_dir: Path, keypoint_set: KeypointSet, level: str = "full"
+) -> None:
     """Check an MPII json (HRNet format) and its images: entries, files, joints outside the image."""
     report.sources.append(str(ann_file))
     try:
@@ -187,11 +212,16 @@ def check_mpii_split(report: DataReport, ann_file: Path, image_dir: Path, keypoi
             sizes[name] = _check_image_file(report, image_dir / name, where, None, level)
         size = sizes[name]
         if size is not None:
-            out = (vis > 0) & ((joints[:, 0] < 0) | (joints[:, 1] < 0) | (joints[:, 0] > size[0])
-                               | (joints[:, 1] > size[1]))
+            out = (vis > 0) & (
+                (joints[:, 0] < 0) | (joints[:, 1] < 0) | (joints[:, 0] > size[0]) | (joints[:, 1] > size[1])
+            )
             if out.any():
-                report.add("keypoint outside image", f"{where} ({name})",
-                           f"{int(out.sum())} visible joints outside the image", "warning")
+                report.add(
+                    "keypoint outside image",
+                    f"{where} ({name})",
+                    f"{int(out.sum())} visible joints outside the image",
+                    "warning",
+                )
 
 
 def check_pose_data(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, level: str = "full") -> DataReport:
@@ -230,5 +260,10 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 def add_check_data(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``check-data`` under ``hrnet pose``."""
-    return add_check_data_verb(sub, task="pose", func=cmd_check_data, example_config="configs/pose/sample/tiny.yaml",
-                               what="annotation files, images and their sizes, keypoints and boxes")
+    return add_check_data_verb(
+        sub,
+        task="pose",
+        func=cmd_check_data,
+        example_config="configs/pose/sample/tiny.yaml",
+        what="annotation files, images and their sizes, keypoints and boxes",
+    )

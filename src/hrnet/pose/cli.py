@@ -39,27 +39,57 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     add_check_data(sub)
 
     example = "train.optim.lr=5e-4 data.root=/data/coco"
-    add_train_verb(sub, help="train a pose model from a config (torchrun for several processes)",
-                   example_config="configs/pose/coco/w32_256x192.yaml", default_out="runs/pose", func=cmd_train,
-                   example=example)
+    add_train_verb(
+        sub,
+        help="train a pose model from a config (torchrun for several processes)",
+        example_config="configs/pose/coco/w32_256x192.yaml",
+        default_out="runs/pose",
+        func=cmd_train,
+        example=example,
+    )
 
-    p = add_eval_verb(sub, help="COCO AP/AR (or MPII PCKh) of weights on the validation set",
-                      weights_help="pose weights (ours, official HRNet or mmpose checkpoints)",
-                      json_what="the metric dict", func=cmd_eval, example=example)
+    p = add_eval_verb(
+        sub,
+        help="COCO AP/AR (or MPII PCKh) of weights on the validation set",
+        weights_help="pose weights (ours, official HRNet or mmpose checkpoints)",
+        json_what="the metric dict",
+        func=cmd_eval,
+        example=example,
+    )
     p.add_argument("--results", default=None, metavar="FILE", help="write the COCO-format keypoint results")
 
-    p = add_predict_verb(sub, task="pose", help="poses in images, folders, globs and videos", func=cmd_predict,
-                         example="test.flip_test=false", epilog=BOXES_EPILOG)
+    p = add_predict_verb(
+        sub,
+        task="pose",
+        help="poses in images, folders, globs and videos",
+        func=cmd_predict,
+        example="test.flip_test=false",
+        epilog=BOXES_EPILOG,
+    )
     p.add_argument("--keypoint-set", default=None, help="built-in set or YAML, for weights without a model card")
-    p.add_argument("--input-size", nargs=2, type=int, default=None, metavar=("H", "W"),
-                   help="crop size (default: the weights' card, the config, else 256 192)")
+    p.add_argument(
+        "--input-size",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar=("H", "W"),
+        help="crop size (default: the weights' card, the config, else 256 192)",
+    )
     p.add_argument("--boxes", default=None, help="person boxes file (formats below)")
-    p.add_argument("--detector", "--detector-weights", dest="detector_weights", default=None,
-                   help="person detector weights: our carded detection weights (hrnet det train), or a "
-                   "torchvision detector's (see --det-arch)")
+    p.add_argument(
+        "--detector",
+        "--detector-weights",
+        dest="detector_weights",
+        default=None,
+        help="person detector weights: our carded detection weights (hrnet det train), or a "
+        "torchvision detector's (see --det-arch)",
+    )
     p.add_argument("--det-thr", type=float, default=0.5, help="detector score threshold")
-    p.add_argument("--det-arch", default="fasterrcnn_resnet50_fpn",
-                   help="torchvision detection architecture the detector weights belong to")
+    p.add_argument(
+        "--det-arch",
+        default="fasterrcnn_resnet50_fpn",
+        help="torchvision detection architecture the detector weights belong to",
+    )
     p.add_argument("--kpt-thr", type=float, default=0.3, help="draw keypoints scored above this")
     p.add_argument("--no-flip", action="store_true", help="no flip test (faster)")
     p.add_argument("--dark", action="store_true", default=None, help="DARK sub-pixel decoding")
@@ -124,8 +154,10 @@ def _estimator(args: argparse.Namespace):
     dark = args.dark if args.dark is not None else (cfg.test.dark if cfg else None)
     name = args.model or (cfg.model.name if cfg else None)
     if args.weights is None and name is None:
-        raise ValueError("pose predict needs --weights (a weights file with a model card is enough), "
-                         "or --model NAME for random weights")
+        raise ValueError(
+            "pose predict needs --weights (a weights file with a model card is enough), "
+            "or --model NAME for random weights"
+        )
     source = name if name is not None else args.weights
     weights = args.weights if name is not None else None
     if cfg is not None and name == cfg.model.name:  # the config's network, with its backbone overrides
@@ -133,9 +165,18 @@ def _estimator(args: argparse.Namespace):
         from hrnet.pose.model import build_model
 
         source = build_model(cfg, load_keypoint_set(keypoint_set) if keypoint_set else None, pretrained=False)
-    return PoseEstimator(source, weights, keypoint_set=keypoint_set, input_size=size, flip_test=flip, dark=dark,
-                         shift_heatmap=cfg.test.shift_heatmap if cfg else None, batch_size=max(args.batch_size, 1),
-                         device=args.device, runtime=args.runtime)
+    return PoseEstimator(
+        source,
+        weights,
+        keypoint_set=keypoint_set,
+        input_size=size,
+        flip_test=flip,
+        dark=dark,
+        shift_heatmap=cfg.test.shift_heatmap if cfg else None,
+        batch_size=max(args.batch_size, 1),
+        device=args.device,
+        runtime=args.runtime,
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -148,8 +189,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if table is None and args.detector_weights:
         from hrnet.pose.detector import PersonDetector
 
-        detector = PersonDetector(args.detector_weights, score_thr=args.det_thr, arch=args.det_arch,
-                                  device=str(estimator.device))
+        detector = PersonDetector(
+            args.detector_weights, score_thr=args.det_thr, arch=args.det_arch, device=str(estimator.device)
+        )
     notes = []
     if table is None and detector is None:
         notes.append("no --boxes and no detector: each whole image is treated as one person")
@@ -168,8 +210,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             r.plot = functools.partial(r.plot, kpt_thr=args.kpt_thr)
         return results
 
-    info = {"model": estimator.card.model if estimator.card else (args.model or ""), "weights": args.weights,
-            "keypoint_set": estimator.keypoint_set.name, "flip_test": estimator.flip_test, "dark": estimator.dark,
-            "input_size": list(estimator.input_size), "runtime": args.runtime,
-            "boxes": args.boxes or ("detector" if detector is not None else "whole image")}
+    info = {
+        "model": estimator.card.model if estimator.card else (args.model or ""),
+        "weights": args.weights,
+        "keypoint_set": estimator.keypoint_set.name,
+        "flip_test": estimator.flip_test,
+        "dark": estimator.dark,
+        "input_size": list(estimator.input_size),
+        "runtime": args.runtime,
+        "boxes": args.boxes or ("detector" if detector is not None else "whole image"),
+    }
     return run_predict(args, task="pose", predict=predict, info=info, notes=notes)

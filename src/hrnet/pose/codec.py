@@ -21,8 +21,9 @@ from hrnet.pose.transforms import affine_points, get_affine_transform
 class HeatmapCodec:
     """Targets for training and decoding for testing; sizes are (w, h) like the official configs."""
 
-    def __init__(self, input_size: Sequence[int] = (192, 256), heatmap_size: Sequence[int] | None = None,
-                 sigma: float = 2.0) -> None:
+    def __init__(
+        self, input_size: Sequence[int] = (192, 256), heatmap_size: Sequence[int] | None = None, sigma: float = 2.0
+    ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         if heatmap_size is None:
             heatmap_size = (self.input_size[0] // 4, self.input_size[1] // 4)
@@ -36,8 +37,9 @@ class HeatmapCodec:
         """Input pixels per heatmap pixel along (x, y)."""
         return np.array(self.input_size, dtype=np.float64) / np.array(self.heatmap_size, dtype=np.float64)
 
-    def encode(self, keypoints: np.ndarray, visible: np.ndarray,
-               joint_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def encode(
+        self, keypoints: np.ndarray, visible: np.ndarray, joint_weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (K, 2) in input-crop pixels and visibility (K,) -> target (K, h, w), weight (K, 1).
 
         A keypoint whose 3-sigma window misses the heatmap, or that is not labelled, gets weight 0.
@@ -66,8 +68,9 @@ class HeatmapCodec:
             weight = weight * np.asarray(joint_weights, dtype=np.float32)
         return target, weight[:, None]
 
-    def decode(self, heatmaps: np.ndarray | torch.Tensor, centers: np.ndarray, scales: np.ndarray,
-               dark: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def decode(
+        self, heatmaps: np.ndarray | torch.Tensor, centers: np.ndarray, scales: np.ndarray, dark: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Heatmaps (N, K, h, w) + crop centers / scales (N, 2) -> coords (N, K, 2) in image pixels, maxvals (N, K)."""
         hm = heatmaps.detach().float().cpu().numpy() if isinstance(heatmaps, torch.Tensor) else np.asarray(heatmaps)
         hm = hm.astype(np.float32, copy=False)

@@ -98,8 +98,10 @@ def resolve_keypoint_set(data: PoseDataConfig) -> KeypointSet:
     (``data.root / data.train_ann``)."""
     if data.keypoint_set == FROM_ANNOTATIONS:
         if data.dataset != "coco":
-            raise ValueError(f"data.keypoint_set={FROM_ANNOTATIONS} needs COCO-style annotations "
-                             f"(data.dataset: coco), not {data.dataset!r}")
+            raise ValueError(
+                f"data.keypoint_set={FROM_ANNOTATIONS} needs COCO-style annotations "
+                f"(data.dataset: coco), not {data.dataset!r}"
+            )
         ann = Path(data.train_ann)
         return load_keypoint_set(FROM_ANNOTATIONS, annotations=ann if ann.is_absolute() else Path(data.root) / ann)
     return load_keypoint_set(data.keypoint_set)

@@ -104,8 +104,9 @@ def _first_non_number(values: list) -> tuple[int, Any] | None:
     return None
 
 
-def annotation_problem(ann: Any, num_keypoints: int | None, image_ids: set[int] | dict,
-                       set_name: str | None = None) -> str | None:
+def annotation_problem(
+    ann: Any, num_keypoints: int | None, image_ids: set[int] | dict, set_name: str | None = None
+) -> str | None:
     """What is wrong with one ``annotations[]`` entry, or None: types, lengths, the image it refers to.
 
     ``num_keypoints`` None accepts any multiple of three. Fields that may be missing (area, iscrowd, id,
@@ -125,8 +126,10 @@ def annotation_problem(ann: Any, num_keypoints: int | None, image_ids: set[int] 
         return "no keypoints" if kp is None else f"keypoints is a {type(kp).__name__}, not a list of numbers"
     if num_keypoints is not None and len(kp) != 3 * num_keypoints:
         of_set = f" of set {set_name!r}" if set_name else ""
-        return (f"keypoints has {len(kp)} values, expected {3 * num_keypoints} (x, y, v for each of the "
-                f"{num_keypoints} keypoints{of_set})")
+        return (
+            f"keypoints has {len(kp)} values, expected {3 * num_keypoints} (x, y, v for each of the "
+            f"{num_keypoints} keypoints{of_set})"
+        )
     if len(kp) % 3:
         return f"keypoints has {len(kp)} values, not a multiple of 3 (x, y, v per keypoint)"
     bad = _first_non_number(kp)
@@ -181,8 +184,12 @@ class CocoKeypointFile:
     other_category: int = 0
 
 
-def read_coco_keypoints(path: str | Path, num_keypoints: int | None = None,
-                        what: str = "keypoint annotation file", set_name: str | None = None) -> CocoKeypointFile:
+def read_coco_keypoints(
+    path: str | Path,
+    num_keypoints: int | None = None,
+    what: str = "keypoint annotation file",
+    set_name: str | None = None,
+) -> CocoKeypointFile:
     """Read, validate and complete a COCO-style keypoint file (see the module docstring).
 
     The first wrong entry raises ``ValueError`` naming the file and the annotation (or image) id;
@@ -192,12 +199,16 @@ def read_coco_keypoints(path: str | Path, num_keypoints: int | None = None,
     return complete_coco_keypoints(read_json(path, what), path, num_keypoints, set_name)
 
 
-def complete_coco_keypoints(data: Any, path: str | Path, num_keypoints: int | None = None,
-                            set_name: str | None = None) -> CocoKeypointFile:
+def complete_coco_keypoints(
+    data: Any, path: str | Path, num_keypoints: int | None = None, set_name: str | None = None
+) -> CocoKeypointFile:
     """:func:`read_coco_keypoints` on already parsed JSON (edited in place); ``path`` names it in errors."""
     path = Path(path)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("annotations"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("annotations"), list)
+    ):
         raise ValueError(f"{path}: not a COCO annotation file (needs 'images' and 'annotations' lists)")
     images: dict[int, dict] = {}
     for i, entry in enumerate(data["images"]):
@@ -205,8 +216,10 @@ def complete_coco_keypoints(data: Any, path: str | Path, num_keypoints: int | No
         if problem is not None:
             raise ValueError(f"{path}: image entry {i}: {problem}")
         if entry["id"] in images:
-            raise ValueError(f"{path}: image id {entry['id']} is used twice ({images[entry['id']]['file_name']}, "
-                             f"{entry['file_name']})")
+            raise ValueError(
+                f"{path}: image id {entry['id']} is used twice ({images[entry['id']]['file_name']}, "
+                f"{entry['file_name']})"
+            )
         images[entry["id"]] = entry
     cats = data.get("categories") if isinstance(data.get("categories"), list) else []
     kp_cats = [c["id"] for c in cats if isinstance(c, dict) and c.get("keypoints") and "id" in c]
@@ -237,8 +250,9 @@ def complete_coco_keypoints(data: Any, path: str | Path, num_keypoints: int | No
             out.filled["id"] += 1
         if "category_id" not in ann:
             if default_cat is None:
-                raise ValueError(f"{path}: annotation id {ann['id']} has no category_id and the file has several "
-                                 "categories")
+                raise ValueError(
+                    f"{path}: annotation id {ann['id']} has no category_id and the file has several categories"
+                )
             ann["category_id"] = default_cat
             out.filled["category_id"] += 1
         if "iscrowd" not in ann:
@@ -254,17 +268,25 @@ def complete_coco_keypoints(data: Any, path: str | Path, num_keypoints: int | No
             ann["num_keypoints"] = labelled
     data["annotations"] = kept
     if out.filled:
-        log.info("%s: filled in %s", path, ", ".join(f"{what} for {n} annotations" for what, n in
-                                                      sorted(out.filled.items())))
+        log.info(
+            "%s: filled in %s", path, ", ".join(f"{what} for {n} annotations" for what, n in sorted(out.filled.items()))
+        )
     return out
 
 
 class TopDownDataset(Dataset):
     """Shared crop / augment / encode logic; subclasses fill :attr:`records`."""
 
-    def __init__(self, keypoint_set: KeypointSet | str, input_size: tuple[int, int], heatmap_size=None,
-                 sigma: float = 2.0, train: bool = False, augment: PoseAugment | None = None,
-                 use_joint_weights: bool = False) -> None:
+    def __init__(
+        self,
+        keypoint_set: KeypointSet | str,
+        input_size: tuple[int, int],
+        heatmap_size=None,
+        sigma: float = 2.0,
+        train: bool = False,
+        augment: PoseAugment | None = None,
+        use_joint_weights: bool = False,
+    ) -> None:
         self.keypoint_set = load_keypoint_set(keypoint_set)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
@@ -278,18 +300,27 @@ class TopDownDataset(Dataset):
     def _report_skips(self, source: str) -> None:
         if self.skipped:
             detail = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
-            log.warning("%s: skipped %d person boxes (%s); %d left", source, sum(self.skipped.values()), detail,
-                        len(self.records))
+            log.warning(
+                "%s: skipped %d person boxes (%s); %d left",
+                source,
+                sum(self.skipped.values()),
+                detail,
+                len(self.records),
+            )
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def _augment(self, image: np.ndarray, joints: np.ndarray, visible: np.ndarray, center: np.ndarray,
-                 scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    def _augment(
+        self, image: np.ndarray, joints: np.ndarray, visible: np.ndarray, center: np.ndarray, scale: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         aug, ks = self.augment, self.keypoint_set
         rot = 0.0
-        if aug.half_body_prob > 0 and (visible > 0).sum() > aug.num_joints_half_body \
-                and np.random.rand() < aug.half_body_prob:
+        if (
+            aug.half_body_prob > 0
+            and (visible > 0).sum() > aug.num_joints_half_body
+            and np.random.rand() < aug.half_body_prob
+        ):
             half = half_body_center_scale(joints, visible, ks.upper_body, ks.lower_body, self.aspect_ratio)
             if half is not None:
                 center, scale = half
@@ -327,8 +358,12 @@ class TopDownDataset(Dataset):
             "score": float(rec["score"]),
             "area": float(rec["area"]),
         }
-        return {"image": torch.from_numpy(normalize_image(crop)), "target": torch.from_numpy(target),
-                "target_weight": torch.from_numpy(target_weight), "meta": meta}
+        return {
+            "image": torch.from_numpy(normalize_image(crop)),
+            "target": torch.from_numpy(target),
+            "target_weight": torch.from_numpy(target_weight),
+            "meta": meta,
+        }
 
 
 def _image_size(entry: dict, file: Path) -> tuple[int, int]:
@@ -351,11 +386,22 @@ class CocoKeypoints(TopDownDataset):
     Training skips people without labelled keypoints.
     """
 
-    def __init__(self, ann_file: str | Path, image_dir: str | Path, keypoint_set: KeypointSet | str = COCO_KEYPOINTS,
-                 input_size: tuple[int, int] = (192, 256), train: bool = False, boxes: str | Path = "gt",
-                 det_score_thr: float = 0.0, heatmap_size=None, sigma: float = 2.0,
-                 augment: PoseAugment | None = None, use_joint_weights: bool = False, padding: float = 1.25,
-                 check_files: bool = True) -> None:
+    def __init__(
+        self,
+        ann_file: str | Path,
+        image_dir: str | Path,
+        keypoint_set: KeypointSet | str = COCO_KEYPOINTS,
+        input_size: tuple[int, int] = (192, 256),
+        train: bool = False,
+        boxes: str | Path = "gt",
+        det_score_thr: float = 0.0,
+        heatmap_size=None,
+        sigma: float = 2.0,
+        augment: PoseAugment | None = None,
+        use_joint_weights: bool = False,
+        padding: float = 1.25,
+        check_files: bool = True,
+    ) -> None:
         super().__init__(keypoint_set, input_size, heatmap_size, sigma, train, augment, use_joint_weights)
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
@@ -379,13 +425,18 @@ class CocoKeypoints(TopDownDataset):
             missing = sorted({str(r["file"]) for r in self.records if not Path(r["file"]).is_file()})
             if missing:
                 more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-                raise FileNotFoundError(f"{len(missing)} images named in {self.ann_file} are missing: "
-                                        f"{', '.join(missing[:3])}{more}")
+                raise FileNotFoundError(
+                    f"{len(missing)} images named in {self.ann_file} are missing: {', '.join(missing[:3])}{more}"
+                )
         self._report_skips(source)
         if self.outside_keypoints:
-            log.warning("%s: %d labelled keypoints lie outside their image (e.g. %s); they give no heatmap target "
-                        "(run `hrnet pose check-data` for the list)", self.ann_file, self.outside_keypoints,
-                        self._outside_example)
+            log.warning(
+                "%s: %d labelled keypoints lie outside their image (e.g. %s); they give no heatmap target "
+                "(run `hrnet pose check-data` for the list)",
+                self.ann_file,
+                self.outside_keypoints,
+                self._outside_example,
+            )
 
     def _file(self, image_id: int) -> Path:
         return self.image_dir / self.images[image_id]["file_name"]
@@ -420,11 +471,20 @@ class CocoKeypoints(TopDownDataset):
                     self.skipped["box outside the image"] += 1
                     continue
                 center, scale = box_to_center_scale([x1, y1, x2 - x1, y2 - y1], self.aspect_ratio, self.padding)
-                self.records.append({
-                    "file": file, "image_id": image_id, "ann_id": int(ann.get("id", -1)), "center": center,
-                    "scale": scale, "joints": kp[:, :2].copy(), "visible": (kp[:, 2] > 0).astype(np.float64),
-                    "score": 1.0, "area": float(scale[0] * scale[1] * 200.0**2), "box": [x1, y1, x2 - x1, y2 - y1],
-                })
+                self.records.append(
+                    {
+                        "file": file,
+                        "image_id": image_id,
+                        "ann_id": int(ann.get("id", -1)),
+                        "center": center,
+                        "scale": scale,
+                        "joints": kp[:, :2].copy(),
+                        "visible": (kp[:, 2] > 0).astype(np.float64),
+                        "score": 1.0,
+                        "area": float(scale[0] * scale[1] * 200.0**2),
+                        "box": [x1, y1, x2 - x1, y2 - y1],
+                    }
+                )
 
     def _load_det_boxes(self, path: Path, thr: float) -> None:
         dets = read_json(path, "person detections file")
@@ -459,11 +519,20 @@ class CocoKeypoints(TopDownDataset):
                 self.skipped["box outside the image"] += 1
                 continue
             center, scale = box_to_center_scale([x, y, w, h], self.aspect_ratio, self.padding)
-            self.records.append({
-                "file": self._file(image_id), "image_id": image_id, "ann_id": -1, "center": center, "scale": scale,
-                "joints": np.zeros((k, 2)), "visible": np.zeros(k), "score": score,
-                "area": float(scale[0] * scale[1] * 200.0**2), "box": [x, y, w, h],
-            })
+            self.records.append(
+                {
+                    "file": self._file(image_id),
+                    "image_id": image_id,
+                    "ann_id": -1,
+                    "center": center,
+                    "scale": scale,
+                    "joints": np.zeros((k, 2)),
+                    "visible": np.zeros(k),
+                    "score": score,
+                    "area": float(scale[0] * scale[1] * 200.0**2),
+                    "box": [x, y, w, h],
+                }
+            )
         if not self.records:
             raise ValueError(f"{path}: no person box left after filtering ({dict(self.skipped)})")
 
@@ -477,10 +546,19 @@ class MPIIKeypoints(TopDownDataset):
     the upper-neck to head-top distance.
     """
 
-    def __init__(self, ann_file: str | Path, image_dir: str | Path, keypoint_set: KeypointSet | str = MPII_KEYPOINTS,
-                 input_size: tuple[int, int] = (256, 256), train: bool = False, heatmap_size=None,
-                 sigma: float = 2.0, augment: PoseAugment | None = None, use_joint_weights: bool = False,
-                 check_files: bool = True) -> None:
+    def __init__(
+        self,
+        ann_file: str | Path,
+        image_dir: str | Path,
+        keypoint_set: KeypointSet | str = MPII_KEYPOINTS,
+        input_size: tuple[int, int] = (256, 256),
+        train: bool = False,
+        heatmap_size=None,
+        sigma: float = 2.0,
+        augment: PoseAugment | None = None,
+        use_joint_weights: bool = False,
+        check_files: bool = True,
+    ) -> None:
         super().__init__(keypoint_set, input_size, heatmap_size, sigma, train, augment, use_joint_weights)
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
@@ -489,8 +567,11 @@ class MPIIKeypoints(TopDownDataset):
             raise ValueError(f"{self.ann_file}: MPII annotations must be a list of people")
         k = self.keypoint_set.num_keypoints
         names = self.keypoint_set.names
-        neck, top = (names.index("upper_neck"), names.index("head_top")) if {"upper_neck", "head_top"} <= set(
-            names) else (None, None)
+        neck, top = (
+            (names.index("upper_neck"), names.index("head_top"))
+            if {"upper_neck", "head_top"} <= set(names)
+            else (None, None)
+        )
         image_ids: dict[str, int] = {}
         for i, entry in enumerate(data):
             where = f"{self.ann_file}: entry {i} ({entry.get('image', '?') if isinstance(entry, dict) else '?'})"
@@ -517,16 +598,26 @@ class MPIIKeypoints(TopDownDataset):
             else:
                 head = 0.0
             image_id = image_ids.setdefault(entry["image"], len(image_ids))
-            self.records.append({
-                "file": self.image_dir / entry["image"], "image_id": image_id, "ann_id": i, "center": center,
-                "scale": scale, "joints": joints, "visible": (vis > 0).astype(np.float64), "score": 1.0,
-                "area": float(scale[0] * scale[1] * 200.0**2), "head_size": head,
-            })
+            self.records.append(
+                {
+                    "file": self.image_dir / entry["image"],
+                    "image_id": image_id,
+                    "ann_id": i,
+                    "center": center,
+                    "scale": scale,
+                    "joints": joints,
+                    "visible": (vis > 0).astype(np.float64),
+                    "score": 1.0,
+                    "area": float(scale[0] * scale[1] * 200.0**2),
+                    "head_size": head,
+                }
+            )
         if check_files:
             missing = sorted({str(r["file"]) for r in self.records if not Path(r["file"]).is_file()})
             if missing:
-                raise FileNotFoundError(f"{len(missing)} images named in {self.ann_file} are missing: "
-                                        f"{', '.join(missing[:3])}")
+                raise FileNotFoundError(
+                    f"{len(missing)} images named in {self.ann_file} are missing: {', '.join(missing[:3])}"
+                )
         self._report_skips(str(self.ann_file))
 
     def ground_truth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -56,8 +56,7 @@ def heatmap_to_crop(coords: Tensor, heatmap_hw: Sequence[int], input_hw: Sequenc
     h, w = int(heatmap_hw[0]), int(heatmap_hw[1])
     ih, iw = int(input_hw[0]), int(input_hw[1])
     stride = iw / w
-    offset = torch.tensor([iw / 2 - w / 2 * stride, ih / 2 - h / 2 * stride], dtype=coords.dtype,
-                          device=coords.device)
+    offset = torch.tensor([iw / 2 - w / 2 * stride, ih / 2 - h / 2 * stride], dtype=coords.dtype, device=coords.device)
     return coords * stride + offset
 
 
@@ -68,8 +67,13 @@ class PoseDecoder(nn.Module):
     flipped heatmaps (``flip_back(shift=True)``, the paper's protocol).
     """
 
-    def __init__(self, model: nn.Module, flip_pairs: Sequence[Sequence[int]] | None = None,
-                 shift: bool = True, num_joints: int | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        flip_pairs: Sequence[Sequence[int]] | None = None,
+        shift: bool = True,
+        num_joints: int | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.flip_test = flip_pairs is not None

@@ -67,37 +67,52 @@ def find_coco_layout(root: str | Path) -> dict[str, Path]:
         anns = [root / "annotations" / f"person_keypoints_{split}{suffix}.json" for suffix in ("", "2017")]
         ann = next((a for a in anns if a.is_file()), None)
         if ann is None:
-            raise FileNotFoundError(f"{root}: no {split} annotations; expected one of "
-                                    f"{', '.join(str(a.relative_to(root)) for a in anns)}")
-        dirs = [root / "images" / f"{split}2017", root / f"{split}2017", root / "images" / split,
-                root / "images"]
+            raise FileNotFoundError(
+                f"{root}: no {split} annotations; expected one of {', '.join(str(a.relative_to(root)) for a in anns)}"
+            )
+        dirs = [root / "images" / f"{split}2017", root / f"{split}2017", root / "images" / split, root / "images"]
         images = next((d for d in dirs if d.is_dir()), None)
         if images is None:
-            raise FileNotFoundError(f"{root}: no {split} image folder; expected one of "
-                                    f"{', '.join(str(d.relative_to(root)) for d in dirs)}")
+            raise FileNotFoundError(
+                f"{root}: no {split} image folder; expected one of {', '.join(str(d.relative_to(root)) for d in dirs)}"
+            )
         found[f"{split}_ann"], found[f"{split}_images"] = ann, images
     return found
 
 
-def demo_config(layout: dict[str, Path], settings: DemoSettings, epochs: int, seed: int,
-                boxes: str | Path = "gt") -> Any:
+def demo_config(
+    layout: dict[str, Path], settings: DemoSettings, epochs: int, seed: int, boxes: str | Path = "gt"
+) -> Any:
     """The :class:`~hrnet.pose.train.PoseConfig` of the demo run."""
     from hrnet.engine.config import OptimConfig, ScheduleConfig, TrainConfig
     from hrnet.pose.config import PoseConfig, PoseDataConfig, PoseModelConfig, PoseTestConfig
 
     s = settings
     data = PoseDataConfig(
-        dataset="coco", root=str(layout["train_ann"].parent.parent),
-        train_ann=str(layout["train_ann"].resolve()), train_images=str(layout["train_images"].resolve()),
-        val_ann=str(layout["val_ann"].resolve()), val_images=str(layout["val_images"].resolve()),
-        input_size=list(s.input_size), sigma=s.sigma, rot_factor=20.0, rot_prob=0.5, scale_factor=0.25,
-        flip=True, half_body_prob=0.1,
+        dataset="coco",
+        root=str(layout["train_ann"].parent.parent),
+        train_ann=str(layout["train_ann"].resolve()),
+        train_images=str(layout["train_images"].resolve()),
+        val_ann=str(layout["val_ann"].resolve()),
+        val_images=str(layout["val_images"].resolve()),
+        input_size=list(s.input_size),
+        sigma=s.sigma,
+        rot_factor=20.0,
+        rot_prob=0.5,
+        scale_factor=0.25,
+        flip=True,
+        half_body_prob=0.1,
     )
     train = TrainConfig(
-        epochs=epochs, batch_size=s.batch_size, workers=s.workers, seed=seed,
+        epochs=epochs,
+        batch_size=s.batch_size,
+        workers=s.workers,
+        seed=seed,
         optim=OptimConfig(name="adam", lr=s.lr),
         schedule=ScheduleConfig(name="cosine", warmup_iters=s.warmup_iters),
-        eval_every=max(1, min(s.eval_every, epochs)), log_every=5, max_iters_per_epoch=s.max_iters_per_epoch,
+        eval_every=max(1, min(s.eval_every, epochs)),
+        log_every=5,
+        max_iters_per_epoch=s.max_iters_per_epoch,
     )
     test = PoseTestConfig(boxes=str(boxes), flip_test=True, batch_size=64, workers=0)
     model = PoseModelConfig(name=s.model, pretrained=None, overrides=dict(s.overrides))
@@ -114,8 +129,9 @@ def _write_json(obj: Any, path: Path) -> None:
     write_json(path, obj, indent=1)
 
 
-def draw_predictions(results: list[dict], ann_file: Path, image_dir: Path, out_dir: Path, count: int,
-                     score_thr: float = 0.2) -> list[Path]:
+def draw_predictions(
+    results: list[dict], ann_file: Path, image_dir: Path, out_dir: Path, count: int, score_thr: float = 0.2
+) -> list[Path]:
     """Draw the COCO-format ``results`` of the first ``count`` images of ``ann_file`` into ``out_dir``."""
     from hrnet.io import read_image, save_image
     from hrnet.pose.keypoints import load_keypoint_set
@@ -145,8 +161,7 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def run_demo(data: str | None, out: str, epochs: int | None, seed: int, *,
-             settings: DemoSettings | None = None) -> int:
+def run_demo(data: str | None, out: str, epochs: int | None, seed: int, *, settings: DemoSettings | None = None) -> int:
     """Run the whole demo (see the module docstring); returns the process exit code (0 on success).
 
     The torch thread count is set to the CPUs not used by the loader workers for the run and restored
@@ -182,13 +197,21 @@ def _run(data: str | None, out: str, epochs: int | None, seed: int, s: DemoSetti
     t0 = time.perf_counter()
     detections: Path | None = None
     if data is None:
-        paths = make_synthetic_coco(out_dir / "data", num_train=s.num_train, num_val=s.num_val,
-                                    image_size=s.image_size, seed=seed)
-        layout = {"train_ann": paths["train_json"], "train_images": paths["images"],
-                  "val_ann": paths["val_json"], "val_images": paths["images"]}
+        paths = make_synthetic_coco(
+            out_dir / "data", num_train=s.num_train, num_val=s.num_val, image_size=s.image_size, seed=seed
+        )
+        layout = {
+            "train_ann": paths["train_json"],
+            "train_images": paths["images"],
+            "val_ann": paths["val_json"],
+            "val_images": paths["images"],
+        }
         detections = paths["detections"]
-        print(f"synthetic dataset: {s.num_train} train + {s.num_val} val images in {paths['root']} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"synthetic dataset: {s.num_train} train + {s.num_val} val images in {paths['root']} "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     else:
         layout = find_coco_layout(data)
     cfg = demo_config(layout, s, n_epochs, seed)
@@ -203,8 +226,7 @@ def _run(data: str | None, out: str, epochs: int | None, seed: int, s: DemoSetti
     weights = run_dir / "model_best.safetensors"
     results_file = run_dir / "results_val.json"
     metrics = evaluate(cfg, weights, results_file=results_file)
-    _print_table("held-out keypoint metrics (ground-truth person boxes, flip test, OKS-NMS, pycocotools):",
-                 metrics)
+    _print_table("held-out keypoint metrics (ground-truth person boxes, flip test, OKS-NMS, pycocotools):", metrics)
     _write_json(metrics, out_dir / "metrics.json")
     if detections is not None:
         det_cfg = replace(cfg, test=replace(cfg.test, boxes=str(detections.resolve())))
@@ -213,11 +235,14 @@ def _run(data: str | None, out: str, epochs: int | None, seed: int, s: DemoSetti
         _write_json(det_metrics, out_dir / "metrics_detections.json")
     with open(results_file, encoding="utf-8") as fh:
         results = json.load(fh)
-    pictures = draw_predictions(results, layout["val_ann"], layout["val_images"], out_dir / "predictions",
-                                s.num_pictures)
+    pictures = draw_predictions(
+        results, layout["val_ann"], layout["val_images"], out_dir / "predictions", s.num_pictures
+    )
     plot_metrics(run_dir / "metrics.jsonl", out_dir / "training_curves.png")
     total = time.perf_counter() - t0
-    print(f"training {t_train:.0f} s, total {total:.0f} s; wrote {out_dir / 'metrics.json'}, "
-          f"{len(pictures)} pictures in {out_dir / 'predictions'}, {out_dir / 'training_curves.png'}",
-          flush=True)
+    print(
+        f"training {t_train:.0f} s, total {total:.0f} s; wrote {out_dir / 'metrics.json'}, "
+        f"{len(pictures)} pictures in {out_dir / 'predictions'}, {out_dir / 'training_curves.png'}",
+        flush=True,
+    )
     return 0

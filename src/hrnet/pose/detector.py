@@ -26,10 +26,18 @@ from hrnet.loader import load_model
 from hrnet.models.card import read_card
 
 ARCHS = (
-    "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
-    "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2",
-    "fcos_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "maskrcnn_resnet50_fpn",
-    "maskrcnn_resnet50_fpn_v2", "keypointrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "retinanet_resnet50_fpn",
+    "retinanet_resnet50_fpn_v2",
+    "fcos_resnet50_fpn",
+    "ssd300_vgg16",
+    "ssdlite320_mobilenet_v3_large",
+    "maskrcnn_resnet50_fpn",
+    "maskrcnn_resnet50_fpn_v2",
+    "keypointrcnn_resnet50_fpn",
 )
 PERSON_LABEL = 1  # torchvision's COCO label map (91 entries): 1 = person
 
@@ -67,8 +75,11 @@ def load_detector_weights(model: nn.Module, path: str | Path, arch: str = "") ->
     what = f"the {arch} architecture" if arch else "the detector"
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
-    bad_shape = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-                 if k in state and state[k].shape != own[k].shape]
+    bad_shape = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or bad_shape:
         parts = []
         if missing:
@@ -77,8 +88,10 @@ def load_detector_weights(model: nn.Module, path: str | Path, arch: str = "") ->
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
         if bad_shape:
             parts.append(f"{len(bad_shape)} shape mismatches (e.g. {'; '.join(bad_shape[:2])})")
-        raise ValueError(f"{path}: the weights do not fit {what}: {', '.join(parts)}; "
-                         f"pick the matching --arch (one of {', '.join(ARCHS)}) or num_classes")
+        raise ValueError(
+            f"{path}: the weights do not fit {what}: {', '.join(parts)}; "
+            f"pick the matching --arch (one of {', '.join(ARCHS)}) or num_classes"
+        )
     model.load_state_dict(state, strict=False)
 
 
@@ -89,8 +102,14 @@ class PersonDetector:
     score. ``num_classes`` must match the checkpoint (91 for torchvision's COCO models).
     """
 
-    def __init__(self, weights: str | Path | nn.Module, score_thr: float = 0.5, device: str | None = None,
-                 arch: str = "fasterrcnn_resnet50_fpn", num_classes: int = 91) -> None:
+    def __init__(
+        self,
+        weights: str | Path | nn.Module,
+        score_thr: float = 0.5,
+        device: str | None = None,
+        arch: str = "fasterrcnn_resnet50_fpn",
+        num_classes: int = 91,
+    ) -> None:
         if not 0.0 <= score_thr <= 1.0:
             raise ValueError(f"score_thr must be in [0, 1], got {score_thr}")
         self.arch = arch
@@ -104,8 +123,10 @@ class PersonDetector:
             card = getattr(self.model, "card", None)
             if card is not None:
                 if "person" not in card.labels:
-                    raise ValueError(f"{weights if not isinstance(weights, nn.Module) else card.model}: the detector "
-                                     f"has no 'person' class (classes: {', '.join(card.labels[:6])}, ...)")
+                    raise ValueError(
+                        f"{weights if not isinstance(weights, nn.Module) else card.model}: the detector "
+                        f"has no 'person' class (classes: {', '.join(card.labels[:6])}, ...)"
+                    )
                 self.person_label = card.labels.index("person") + 1
         else:
             self.model = build_detector(arch, num_classes)
@@ -124,8 +145,9 @@ class PersonDetector:
     detect = __call__
 
 
-def as_person_detector(detector: Any, device: str | torch.device | None = None,
-                       score_thr: float = 0.5) -> Callable[[np.ndarray], np.ndarray] | None:
+def as_person_detector(
+    detector: Any, device: str | torch.device | None = None, score_thr: float = 0.5
+) -> Callable[[np.ndarray], np.ndarray] | None:
     """Whatever a user hands ``PoseEstimator(detector=...)``, as a callable ``rgb -> (N, 5)`` person boxes.
 
     Accepted: ``None``; a weights file (our carded detection weights, or a torchvision detector's); a built
@@ -145,5 +167,7 @@ def as_person_detector(detector: Any, device: str | torch.device | None = None,
         return lambda rgb: person_boxes(rgb, score_thr=score_thr)
     if callable(detector):
         return detector
-    raise TypeError(f"detector must be a weights path, a detector module, an object with person_boxes() or a "
-                    f"callable image -> (N, 5) boxes; got {type(detector).__name__}")
+    raise TypeError(
+        f"detector must be a weights path, a detector module, an object with person_boxes() or a "
+        f"callable image -> (N, 5) boxes; got {type(detector).__name__}"
+    )

@@ -28,8 +28,14 @@ CROWD_EASY, CROWD_HARD = 0.2, 0.8
 CROWD_BOX_AREA = 0.53
 
 
-def oks(gt: np.ndarray, dets: np.ndarray, gt_area: float, det_areas: np.ndarray, sigmas: np.ndarray,
-        vis_thr: float | None = None) -> np.ndarray:
+def oks(
+    gt: np.ndarray,
+    dets: np.ndarray,
+    gt_area: float,
+    det_areas: np.ndarray,
+    sigmas: np.ndarray,
+    vis_thr: float | None = None,
+) -> np.ndarray:
     """Object keypoint similarity of one pose ``gt`` (K, 3) with each of ``dets`` (M, K, 3).
 
     OKS = mean_k exp(-d_k^2 / (2 s^2 (2 sigma_k)^2)) with s^2 the mean of the two areas; with ``vis_thr``
@@ -49,8 +55,14 @@ def oks(gt: np.ndarray, dets: np.ndarray, gt_area: float, det_areas: np.ndarray,
     return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
 
-def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, thr: float = 0.9,
-            sigmas: np.ndarray | None = None, vis_thr: float | None = None) -> list[int]:
+def oks_nms(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    areas: np.ndarray,
+    thr: float = 0.9,
+    sigmas: np.ndarray | None = None,
+    vis_thr: float | None = None,
+) -> list[int]:
     """Greedy NMS by OKS: indices of the kept poses (K, 3 each) in descending score order."""
     from hrnet.pose.keypoints import COCO_KEYPOINTS
 
@@ -84,10 +96,18 @@ def rescore(keypoint_scores: np.ndarray, box_scores: np.ndarray, vis_thr: float 
     return mean * np.asarray(box_scores, dtype=np.float64).reshape(-1)
 
 
-def coco_results(image_ids: Sequence[int], keypoints: np.ndarray, keypoint_scores: np.ndarray,
-                 box_scores: Sequence[float], areas: Sequence[float], sigmas: np.ndarray,
-                 vis_thr: float = 0.2, oks_thr: float = 0.9, use_nms: bool = True,
-                 category_id: int = 1) -> list[dict]:
+def coco_results(
+    image_ids: Sequence[int],
+    keypoints: np.ndarray,
+    keypoint_scores: np.ndarray,
+    box_scores: Sequence[float],
+    areas: Sequence[float],
+    sigmas: np.ndarray,
+    vis_thr: float = 0.2,
+    oks_thr: float = 0.9,
+    use_nms: bool = True,
+    category_id: int = 1,
+) -> list[dict]:
     """Per-person predictions -> COCO keypoint results (rescored, OKS-NMS'ed per image)."""
     kpts = np.asarray(keypoints, dtype=np.float64)
     kscores = np.asarray(keypoint_scores, dtype=np.float64)
@@ -103,13 +123,21 @@ def coco_results(image_ids: Sequence[int], keypoints: np.ndarray, keypoint_score
     for image_id, idx in by_image.items():
         idx_arr = np.asarray(idx)
         # as the official code: the threshold selects keypoints for rescoring only; NMS compares all of them
-        keep = oks_nms(full[idx_arr], scores[idx_arr], areas[idx_arr], oks_thr, sigmas) if use_nms \
+        keep = (
+            oks_nms(full[idx_arr], scores[idx_arr], areas[idx_arr], oks_thr, sigmas)
+            if use_nms
             else list(range(len(idx)))
+        )
         for j in keep:
             i = int(idx_arr[j])
-            results.append({"image_id": image_id, "category_id": category_id,
-                            "keypoints": [round(float(v), 3) for v in full[i].reshape(-1)],
-                            "score": float(scores[i])})
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": category_id,
+                    "keypoints": [round(float(v), 3) for v in full[i].reshape(-1)],
+                    "score": float(scores[i]),
+                }
+            )
     return results
 
 
@@ -166,8 +194,9 @@ def _run_cocoeval(coco_gt: object, results: list[dict], sig: np.ndarray, crowd: 
     return ev
 
 
-def _crowdpose_metrics(coco_gt: object, results: list[dict], sig: np.ndarray,
-                       split: dict[str, list[int]]) -> dict[str, float]:
+def _crowdpose_metrics(
+    coco_gt: object, results: list[dict], sig: np.ndarray, split: dict[str, list[int]]
+) -> dict[str, float]:
     """The CrowdPose protocol: OKS scale 0.53 x box w x h, at most 20 people per image, one area range,
     AP / AR over all images and AP per crowdIndex difficulty."""
     from pycocotools.coco import COCO
@@ -184,9 +213,14 @@ def _crowdpose_metrics(coco_gt: object, results: list[dict], sig: np.ndarray,
         precision, recall = ev.eval["precision"], ev.eval["recall"]  # (T, R, K, A, M), (T, K, A, M)
         thr = ev.params.iouThrs
         at = {t: int(np.argmin(np.abs(thr - t))) for t in (0.5, 0.75)}
-        out = {"AP": _mean_valid(precision), "AP50": _mean_valid(precision[at[0.5]]),
-               "AP75": _mean_valid(precision[at[0.75]]), "AR": _mean_valid(recall),
-               "AR50": _mean_valid(recall[at[0.5]]), "AR75": _mean_valid(recall[at[0.75]])}
+        out = {
+            "AP": _mean_valid(precision),
+            "AP50": _mean_valid(precision[at[0.5]]),
+            "AP75": _mean_valid(precision[at[0.75]]),
+            "AR": _mean_valid(recall),
+            "AR50": _mean_valid(recall[at[0.5]]),
+            "AR75": _mean_valid(recall[at[0.75]]),
+        }
         for name, ids in split.items():
             if not ids:
                 out[f"AP_{name}"] = -1.0
@@ -198,8 +232,9 @@ def _crowdpose_metrics(coco_gt: object, results: list[dict], sig: np.ndarray,
     return out
 
 
-def evaluate_coco(gt: str | Path | dict | object, results: list[dict], sigmas: np.ndarray | None = None,
-                  verbose: bool = False) -> dict[str, float]:
+def evaluate_coco(
+    gt: str | Path | dict | object, results: list[dict], sigmas: np.ndarray | None = None, verbose: bool = False
+) -> dict[str, float]:
     """AP / AP50 / AP75 / APM / APL / AR (and AR50 ... ARL) of ``results`` with pycocotools.
 
     ``gt`` is an annotation file, its parsed dict (both completed by :func:`read_coco_keypoints`) or a
@@ -237,8 +272,9 @@ def evaluate_coco(gt: str | Path | dict | object, results: list[dict], sigmas: n
     return {name: float(v) for name, v in zip(COCO_METRIC_NAMES, ev.stats)}
 
 
-def pckh(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_sizes: np.ndarray,
-         thr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def pckh(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_sizes: np.ndarray, thr: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-keypoint PCKh (K,) in percent and the number of counted people per keypoint (K,).
 
     A keypoint is correct when its distance to the truth is <= ``thr`` x the person's head size;
@@ -254,14 +290,20 @@ def pckh(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_sizes: np.n
     return 100.0 * hits / np.maximum(count, 1), count
 
 
-MPII_GROUPS = {"Head": ("head_top",), "Shoulder": ("left_shoulder", "right_shoulder"),
-               "Elbow": ("left_elbow", "right_elbow"), "Wrist": ("left_wrist", "right_wrist"),
-               "Hip": ("left_hip", "right_hip"), "Knee": ("left_knee", "right_knee"),
-               "Ankle": ("left_ankle", "right_ankle")}
+MPII_GROUPS = {
+    "Head": ("head_top",),
+    "Shoulder": ("left_shoulder", "right_shoulder"),
+    "Elbow": ("left_elbow", "right_elbow"),
+    "Wrist": ("left_wrist", "right_wrist"),
+    "Hip": ("left_hip", "right_hip"),
+    "Knee": ("left_knee", "right_knee"),
+    "Ankle": ("left_ankle", "right_ankle"),
+}
 
 
-def pckh_table(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_sizes: np.ndarray,
-               names: Sequence[str]) -> dict[str, float]:
+def pckh_table(
+    pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_sizes: np.ndarray, names: Sequence[str]
+) -> dict[str, float]:
     """The MPII table: PCKh@0.5 per body part, ``PCKh`` (mean) and ``PCKh@0.1``.
 
     As in the official evaluation, the means weight keypoints by their counts and leave out the pelvis

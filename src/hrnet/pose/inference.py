@@ -19,10 +19,18 @@ from hrnet.pose.transforms import box_to_center_scale, normalize_image, warp_ima
 
 
 @torch.no_grad()
-def predict_crops(model: nn.Module, images: torch.Tensor, centers: np.ndarray, scales: np.ndarray,
-                  codec: HeatmapCodec, flip_pairs: Sequence[tuple[int, int]], flip_test: bool = True,
-                  shift_heatmap: bool = True, dark: bool = False,
-                  forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def predict_crops(
+    model: nn.Module,
+    images: torch.Tensor,
+    centers: np.ndarray,
+    scales: np.ndarray,
+    codec: HeatmapCodec,
+    flip_pairs: Sequence[tuple[int, int]],
+    flip_test: bool = True,
+    shift_heatmap: bool = True,
+    dark: bool = False,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalised crops (N, 3, H, W) -> keypoints (N, K, 2) in image pixels and scores (N, K).
 
     With ``flip_test`` the mirrored crop's heatmaps are flipped back (pairs swapped, shifted one pixel
@@ -38,15 +46,16 @@ def predict_crops(model: nn.Module, images: torch.Tensor, centers: np.ndarray, s
     run = forward or model
     if flip_test:
         both = run(torch.cat([x, x.flip(3)])).float()
-        heatmaps, flipped = both[: len(x)], both[len(x):]
+        heatmaps, flipped = both[: len(x)], both[len(x) :]
         heatmaps = 0.5 * (heatmaps + flip_back(flipped, flip_pairs, shift=shift_heatmap))
     else:
         heatmaps = run(x).float()
     return codec.decode(heatmaps, np.asarray(centers), np.asarray(scales), dark=dark)
 
 
-def crop_people(image_rgb: np.ndarray, boxes_xyxy: np.ndarray, input_size: Sequence[int],
-                padding: float = 1.25) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def crop_people(
+    image_rgb: np.ndarray, boxes_xyxy: np.ndarray, input_size: Sequence[int], padding: float = 1.25
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Crops (N, 3, H, W), centers (N, 2) and scales (N, 2) of person boxes (N, >=4) x1, y1, x2, y2."""
     boxes = np.asarray(boxes_xyxy, dtype=np.float64)
     boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.size else 4)
@@ -68,14 +77,25 @@ def _collate(batch: list[dict]) -> dict[str, Any]:
     return {"image": torch.stack([b["image"] for b in batch]), "meta": [b["meta"] for b in batch]}
 
 
-def predict_dataset(model: nn.Module, dataset: Dataset, codec: HeatmapCodec, flip_pairs: Sequence[tuple[int, int]],
-                    batch_size: int = 32, workers: int = 0, flip_test: bool = True, shift_heatmap: bool = True,
-                    dark: bool = False, rank: int = 0, world_size: int = 1) -> list[dict[str, Any]]:
+def predict_dataset(
+    model: nn.Module,
+    dataset: Dataset,
+    codec: HeatmapCodec,
+    flip_pairs: Sequence[tuple[int, int]],
+    batch_size: int = 32,
+    workers: int = 0,
+    flip_test: bool = True,
+    shift_heatmap: bool = True,
+    dark: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+) -> list[dict[str, Any]]:
     """Predict every crop of ``dataset`` (this rank's shard ``rank::world_size``); one dict per crop with
     ``index``, ``image_id``, ``keypoints`` (K, 2), ``keypoint_scores`` (K,), ``score``, ``area``."""
     indices = list(range(rank, len(dataset), world_size))  # type: ignore[arg-type]
-    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=_collate)
+    loader = DataLoader(
+        Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate
+    )
     was_training = model.training
     model.eval()
     out: list[dict[str, Any]] = []
@@ -84,11 +104,20 @@ def predict_dataset(model: nn.Module, dataset: Dataset, codec: HeatmapCodec, fli
             metas = batch["meta"]
             centers = np.stack([m["center"] for m in metas])
             scales = np.stack([m["scale"] for m in metas])
-            kpts, scores = predict_crops(model, batch["image"], centers, scales, codec, flip_pairs, flip_test,
-                                         shift_heatmap, dark)
+            kpts, scores = predict_crops(
+                model, batch["image"], centers, scales, codec, flip_pairs, flip_test, shift_heatmap, dark
+            )
             for m, k, s in zip(metas, kpts, scores):
-                out.append({"index": m["index"], "image_id": m["image_id"], "keypoints": k, "keypoint_scores": s,
-                            "score": m["score"], "area": m["area"]})
+                out.append(
+                    {
+                        "index": m["index"],
+                        "image_id": m["image_id"],
+                        "keypoints": k,
+                        "keypoint_scores": s,
+                        "score": m["score"],
+                        "area": m["area"],
+                    }
+                )
     finally:
         model.train(was_training)
     return out

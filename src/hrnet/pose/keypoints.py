@@ -78,15 +78,19 @@ class KeypointSet:
             raise MissingSigmasError(
                 f"keypoint set {self.name!r} has no OKS sigmas, which {purpose} needs (one per keypoint).{hint} "
                 "Write a keypoint-set YAML with 'sigmas' (docs/custom-data.md) and set data.keypoint_set to it, "
-                "or train without evaluation (train.eval_every=0)")
+                "or train without evaluation (train.eval_every=0)"
+            )
         return self.sigmas
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form (pairs and groups by name), which :func:`keypoint_set_from_dict` reads back."""
         names = self.names
-        out: dict[str, Any] = {"name": self.name, "names": list(names),
-                               "flip_pairs": [[names[a], names[b]] for a, b in self.flip_pairs],
-                               "skeleton": [[names[a], names[b]] for a, b in self.skeleton]}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "names": list(names),
+            "flip_pairs": [[names[a], names[b]] for a, b in self.flip_pairs],
+            "skeleton": [[names[a], names[b]] for a, b in self.skeleton],
+        }
         if self.sigmas is not None:
             out["sigmas"] = [float(v) for v in self.sigmas]
         out["upper_body"] = [names[i] for i in self.upper_body]
@@ -138,8 +142,9 @@ def _pairs(raw: Any, names: list[str], where: str) -> list[tuple[int, int]]:
 def _check_flip_pairs(pairs: list[tuple[int, int]], names: list[str], source: str) -> None:
     used = [i for pair in pairs for i in pair]
     if len(set(used)) != len(used):
-        raise ValueError(f"{source}: flip_pairs use a keypoint twice: "
-                         f"{sorted({names[i] for i in used if used.count(i) > 1})}")
+        raise ValueError(
+            f"{source}: flip_pairs use a keypoint twice: {sorted({names[i] for i in used if used.count(i) > 1})}"
+        )
 
 
 def _sigmas(raw: Any, k: int, source: str) -> np.ndarray | None:
@@ -190,9 +195,17 @@ def keypoint_set_from_dict(data: dict, source: str = "keypoint set") -> Keypoint
         if weights.shape != (k,):
             raise ValueError(f"{source}: 'joint_weights' has {weights.size} values, expected {k}")
     hint = "" if sigmas is not None else f"{source} gives no 'sigmas'."
-    return KeypointSet(name=str(data.get("name", source)), names=list(names), flip_pairs=flip_pairs,
-                       skeleton=skeleton, sigmas=sigmas, upper_body=groups["upper_body"],
-                       lower_body=groups["lower_body"], joint_weights=weights, sigmas_hint=hint)
+    return KeypointSet(
+        name=str(data.get("name", source)),
+        names=list(names),
+        flip_pairs=flip_pairs,
+        skeleton=skeleton,
+        sigmas=sigmas,
+        upper_body=groups["upper_body"],
+        lower_body=groups["lower_body"],
+        joint_weights=weights,
+        sigmas_hint=hint,
+    )
 
 
 @cache
@@ -204,9 +217,17 @@ def _builtin_cached(name: str) -> KeypointSet:
 def _builtin(name: str) -> KeypointSet:
     """A fresh copy of a shipped set (callers may edit theirs without touching anyone else's)."""
     ks = _builtin_cached(name)
-    return KeypointSet(ks.name, list(ks.names), list(ks.flip_pairs), list(ks.skeleton),
-                       None if ks.sigmas is None else ks.sigmas.copy(), list(ks.upper_body), list(ks.lower_body),
-                       None if ks.joint_weights is None else ks.joint_weights.copy(), ks.sigmas_hint)
+    return KeypointSet(
+        ks.name,
+        list(ks.names),
+        list(ks.flip_pairs),
+        list(ks.skeleton),
+        None if ks.sigmas is None else ks.sigmas.copy(),
+        list(ks.upper_body),
+        list(ks.lower_body),
+        None if ks.joint_weights is None else ks.joint_weights.copy(),
+        ks.sigmas_hint,
+    )
 
 
 def builtin_keypoint_sets() -> list[str]:
@@ -279,11 +300,12 @@ def _skeleton_from_coco(raw: Any, k: int, source: str) -> list[tuple[int, int]]:
         offset = 1
     elif lo == 0 and hi <= k - 1:
         offset = 0
-        log.warning("%s: skeleton holds keypoint 0, so it is read as 0-based (COCO files use 1-based numbers)",
-                    source)
+        log.warning("%s: skeleton holds keypoint 0, so it is read as 0-based (COCO files use 1-based numbers)", source)
     else:
-        raise ValueError(f"{source}: skeleton numbers run from {lo} to {hi}, but there are {k} keypoints "
-                         f"(expected 1..{k}, the COCO convention)")
+        raise ValueError(
+            f"{source}: skeleton numbers run from {lo} to {hi}, but there are {k} keypoints "
+            f"(expected 1..{k}, the COCO convention)"
+        )
     edges = [(a - offset, b - offset) for a, b in raw]
     bad = [e for e in edges if e[0] == e[1]]
     if bad:
@@ -298,13 +320,17 @@ def keypoint_categories(data: dict, source: str) -> list[dict]:
         raise ValueError(f"{source}: no 'categories' list, so no keypoint names to build a keypoint set from")
     with_kp = [c for c in cats if isinstance(c, dict) and c.get("keypoints")]
     if not with_kp:
-        raise ValueError(f"{source}: no category declares 'keypoints' (names), so data.keypoint_set="
-                         f"{FROM_ANNOTATIONS} cannot work; name a shipped set or a YAML file instead")
+        raise ValueError(
+            f"{source}: no category declares 'keypoints' (names), so data.keypoint_set="
+            f"{FROM_ANNOTATIONS} cannot work; name a shipped set or a YAML file instead"
+        )
     first = with_kp[0]["keypoints"]
     for c in with_kp[1:]:
         if c["keypoints"] != first:
-            raise ValueError(f"{source}: categories {with_kp[0].get('id')} and {c.get('id')} declare different "
-                             "keypoints; train one keypoint set at a time")
+            raise ValueError(
+                f"{source}: categories {with_kp[0].get('id')} and {c.get('id')} declare different "
+                "keypoints; train one keypoint set at a time"
+            )
     return with_kp
 
 
@@ -319,8 +345,10 @@ def keypoint_set_from_coco(data_or_path: dict | str | Path, source: str | None =
         path = Path(data_or_path)
         source = source or str(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: annotation file not found (data.keypoint_set={FROM_ANNOTATIONS} "
-                                    "reads the keypoint names from the training annotations)")
+            raise FileNotFoundError(
+                f"{path}: annotation file not found (data.keypoint_set={FROM_ANNOTATIONS} "
+                "reads the keypoint names from the training annotations)"
+            )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
@@ -351,19 +379,37 @@ def keypoint_set_from_coco(data_or_path: dict | str | Path, source: str | None =
         lower_src = {canonical_name(known.names[i]) for i in known.lower_body}
         upper = [i for i, n in enumerate(names) if canonical_name(n) in upper_src]
         lower = [i for i, n in enumerate(names) if canonical_name(n) in lower_src]
-        log.info("%s: keypoint set of %d keypoints from the file; sigmas of the shipped set %r (names match)",
-                 source, k, known.name)
+        log.info(
+            "%s: keypoint set of %d keypoints from the file; sigmas of the shipped set %r (names match)",
+            source,
+            k,
+            known.name,
+        )
     else:
         lower = [i for i, n in enumerate(names) if set(canonical_name(n).split("_")) & _LOWER_BODY_WORDS]
         upper = [i for i in range(k) if i not in lower]
-        hint = (f"Its {k} keypoint names (from {source}) match no shipped set "
-                f"({', '.join(SIGMA_SOURCES)}), so no sigmas could be taken from one.")
-        log.warning("%s: keypoint set of %d keypoints from the file; names match no shipped set, so there are no "
-                    "OKS sigmas (needed for evaluation)", source, k)
+        hint = (
+            f"Its {k} keypoint names (from {source}) match no shipped set "
+            f"({', '.join(SIGMA_SOURCES)}), so no sigmas could be taken from one."
+        )
+        log.warning(
+            "%s: keypoint set of %d keypoints from the file; names match no shipped set, so there are no "
+            "OKS sigmas (needed for evaluation)",
+            source,
+            k,
+        )
     _check_flip_pairs(pairs, list(names), source)
-    return KeypointSet(name=str(cat.get("name") or "from_annotations"), names=list(names), flip_pairs=pairs,
-                       skeleton=skeleton, sigmas=sigmas, upper_body=upper, lower_body=lower, joint_weights=weights,
-                       sigmas_hint=hint)
+    return KeypointSet(
+        name=str(cat.get("name") or "from_annotations"),
+        names=list(names),
+        flip_pairs=pairs,
+        skeleton=skeleton,
+        sigmas=sigmas,
+        upper_body=upper,
+        lower_body=lower,
+        joint_weights=weights,
+        sigmas_hint=hint,
+    )
 
 
 def load_keypoint_set(name_or_path: str | Path | KeypointSet, annotations: str | Path | None = None) -> KeypointSet:
@@ -383,9 +429,11 @@ def load_keypoint_set(name_or_path: str | Path | KeypointSet, annotations: str |
         return _builtin(text.lower())
     path = Path(text)
     if not path.is_file():
-        raise FileNotFoundError(f"keypoint set {text!r}: not a shipped set {builtin_keypoint_sets()}, not "
-                                f"{FROM_ANNOTATIONS!r}, and no such YAML file (a relative path in a config file is "
-                                "taken from the config file's folder)")
+        raise FileNotFoundError(
+            f"keypoint set {text!r}: not a shipped set {builtin_keypoint_sets()}, not "
+            f"{FROM_ANNOTATIONS!r}, and no such YAML file (a relative path in a config file is "
+            "taken from the config file's folder)"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:

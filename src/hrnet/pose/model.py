@@ -53,9 +53,14 @@ def build_model(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, pretra
         # fine-tuning start (ImageNet or another pose model): a head of another size is re-initialised
         result = load_weights(model, cfg.model.pretrained, strict=False, on_head_mismatch="reinit")
         if result.missing or result.unexpected:
-            log.info("%s: %d model tensors not in the file (kept as initialised, e.g. %s); %d file tensors "
-                     "unused (e.g. %s)", cfg.model.pretrained, len(result.missing), result.missing[:3],
-                     len(result.unexpected), result.unexpected[:3])
+            log.info(
+                "%s: %d model tensors not in the file (kept as initialised, e.g. %s); %d file tensors unused (e.g. %s)",
+                cfg.model.pretrained,
+                len(result.missing),
+                result.missing[:3],
+                len(result.unexpected),
+                result.unexpected[:3],
+            )
     return model
 
 
@@ -64,10 +69,15 @@ TEST_KEYS = ("flip_test", "shift_heatmap", "dark")
 
 def keypoint_set_to_dict(ks: KeypointSet) -> dict[str, Any]:
     """The plain-data form of a keypoint set (what :func:`keypoint_set_from_dict` reads back)."""
-    data: dict[str, Any] = {"name": ks.name, "names": list(ks.names), "flip_pairs": [list(p) for p in ks.flip_pairs],
-                            "skeleton": [list(p) for p in ks.skeleton],
-                            "sigmas": None if ks.sigmas is None else [float(v) for v in np.asarray(ks.sigmas)],
-                            "upper_body": list(ks.upper_body), "lower_body": list(ks.lower_body)}
+    data: dict[str, Any] = {
+        "name": ks.name,
+        "names": list(ks.names),
+        "flip_pairs": [list(p) for p in ks.flip_pairs],
+        "skeleton": [list(p) for p in ks.skeleton],
+        "sigmas": None if ks.sigmas is None else [float(v) for v in np.asarray(ks.sigmas)],
+        "upper_body": list(ks.upper_body),
+        "lower_body": list(ks.lower_body),
+    }
     if ks.joint_weights is not None:
         data["joint_weights"] = [float(v) for v in ks.joint_weights]
     return data
@@ -76,11 +86,18 @@ def keypoint_set_to_dict(ks: KeypointSet) -> dict[str, Any]:
 def make_card(cfg: PoseConfig, keypoint_set: KeypointSet) -> ModelCard:
     """The model card of a pose experiment: network, keypoint set, crop size (H, W) and test settings."""
     w, h = cfg.data.input_size
-    return ModelCard(task="pose", model=cfg.model.name, num_outputs=keypoint_set.num_keypoints,
-                     labels=list(keypoint_set.names), overrides=dict(cfg.model.overrides), input_size=[h, w],
-                     mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
-                     meta={"keypoint_set": keypoint_set_to_dict(keypoint_set)},
-                     test={k: getattr(cfg.test, k) for k in TEST_KEYS})
+    return ModelCard(
+        task="pose",
+        model=cfg.model.name,
+        num_outputs=keypoint_set.num_keypoints,
+        labels=list(keypoint_set.names),
+        overrides=dict(cfg.model.overrides),
+        input_size=[h, w],
+        mean=list(IMAGENET_MEAN),
+        std=list(IMAGENET_STD),
+        meta={"keypoint_set": keypoint_set_to_dict(keypoint_set)},
+        test={k: getattr(cfg.test, k) for k in TEST_KEYS},
+    )
 
 
 def card_keypoint_set(card: ModelCard) -> KeypointSet:

@@ -30,22 +30,63 @@ from hrnet.atomic import write_bytes, write_json
 log = logging.getLogger(__name__)
 
 KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 # COCO's person skeleton, 1-based as written in the official category entry
 SKELETON_1BASED = (
-    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8), (7, 9), (8, 10),
-    (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
+    (16, 14),
+    (14, 12),
+    (17, 15),
+    (15, 13),
+    (12, 13),
+    (6, 12),
+    (7, 13),
+    (6, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (9, 11),
+    (2, 3),
+    (1, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+    (5, 7),
 )
 PERSON_CATEGORY = {
-    "id": 1, "name": "person", "supercategory": "person",
-    "keypoints": list(KEYPOINT_NAMES), "skeleton": [list(p) for p in SKELETON_1BASED],
+    "id": 1,
+    "name": "person",
+    "supercategory": "person",
+    "keypoints": list(KEYPOINT_NAMES),
+    "skeleton": [list(p) for p in SKELETON_1BASED],
 }
 # limb (joint a, joint b, limb type); types share a colour across left and right
 _LIMBS = (
-    (5, 7, 0), (6, 8, 0), (7, 9, 1), (8, 10, 1), (11, 13, 2), (12, 14, 2), (13, 15, 3), (14, 16, 3),
+    (5, 7, 0),
+    (6, 8, 0),
+    (7, 9, 1),
+    (8, 10, 1),
+    (11, 13, 2),
+    (12, 14, 2),
+    (13, 15, 3),
+    (14, 16, 3),
 )
 _LIMB_BASE_COLOURS = np.array([(230, 60, 50), (250, 200, 40), (40, 110, 230), (40, 190, 90)], np.float64)
 _SHIFT = 4  # cv2 sub-pixel drawing: coordinates in 1/16 pixel
@@ -121,9 +162,15 @@ def _sample_figure(rng: np.random.Generator, size: tuple[int, int]) -> _Figure:
     torso_colour = tuple(int(c) for c in rng.integers(40, 220, 3))
     skin = tuple(int(c) for c in np.clip(np.array([225, 180, 150]) * rng.uniform(0.5, 1.1), 0, 255))
     return _Figure(
-        kpts=to_img(j), head_c=to_img(head_c), head_r=head_r * height,
-        limb_w=max(2, int(round(jit(0.022, 0.04) * height))), joint_r=max(1.5, jit(0.012, 0.02) * height),
-        colours=colours, torso_colour=torso_colour, skin=skin, far_ear=far_ear,
+        kpts=to_img(j),
+        head_c=to_img(head_c),
+        head_r=head_r * height,
+        limb_w=max(2, int(round(jit(0.022, 0.04) * height))),
+        joint_r=max(1.5, jit(0.012, 0.02) * height),
+        colours=colours,
+        torso_colour=torso_colour,
+        skin=skin,
+        far_ear=far_ear,
     )
 
 
@@ -217,7 +264,7 @@ def _render_image(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.n
     anns = []
     for i, f in enumerate(figures):
         hidden = occluder > 0
-        for m in masks[i + 1:]:
+        for m in masks[i + 1 :]:
             hidden = hidden | m
         visible_mask = masks[i] & ~hidden
         if visible_mask.sum() < 16:
@@ -234,21 +281,25 @@ def _render_image(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.n
         pts = np.stack(np.nonzero(visible_mask)[::-1], 1).astype(np.int32)
         hull = cv2.convexHull(pts).reshape(-1, 2).astype(np.float64)
         area = float(cv2.contourArea(hull.astype(np.float32)))
-        anns.append({
-            "keypoints": [round(float(v), 2) if c < 2 else int(v) for row in kp for c, v in enumerate(row)],
-            "num_keypoints": int((kp[:, 2] > 0).sum()),
-            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-            "area": round(max(area, 1.0), 2),
-            "segmentation": [[round(float(v), 1) for v in hull.reshape(-1)]] if len(hull) >= 3 else
-            [[float(x0), float(y0), float(x1), float(y0), float(x1), float(y1), float(x0), float(y1)]],
-            "iscrowd": 0,
-            "category_id": 1,
-        })
+        anns.append(
+            {
+                "keypoints": [round(float(v), 2) if c < 2 else int(v) for row in kp for c, v in enumerate(row)],
+                "num_keypoints": int((kp[:, 2] > 0).sum()),
+                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                "area": round(max(area, 1.0), 2),
+                "segmentation": [[round(float(v), 1) for v in hull.reshape(-1)]]
+                if len(hull) >= 3
+                else [[float(x0), float(y0), float(x1), float(y0), float(x1), float(y1), float(x0), float(y1)]],
+                "iscrowd": 0,
+                "category_id": 1,
+            }
+        )
     return img, anns
 
 
-def _jittered_detections(rng: np.random.Generator, anns: list[dict], image_id: int,
-                         size: tuple[int, int]) -> list[dict]:
+def _jittered_detections(
+    rng: np.random.Generator, anns: list[dict], image_id: int, size: tuple[int, int]
+) -> list[dict]:
     """GT boxes with noisy edges and high scores, plus a few low-score false positives."""
     w, h = size
     dets = []
@@ -270,9 +321,14 @@ def _jittered_detections(rng: np.random.Generator, anns: list[dict], image_id: i
     return dets
 
 
-def make_synthetic_coco(out_dir: str | Path, num_train: int = 600, num_val: int = 100,
-                        image_size: tuple[int, int] = (256, 192), seed: int = 0,
-                        overwrite: bool = False) -> dict[str, Path]:
+def make_synthetic_coco(
+    out_dir: str | Path,
+    num_train: int = 600,
+    num_val: int = 100,
+    image_size: tuple[int, int] = (256, 192),
+    seed: int = 0,
+    overwrite: bool = False,
+) -> dict[str, Path]:
     """Render the dataset under ``out_dir`` and return its paths.
 
     Layout: ``images/{train,val}_NNNNNN.jpg``, ``annotations/person_keypoints_{train,val}.json`` and
@@ -286,13 +342,15 @@ def make_synthetic_coco(out_dir: str | Path, num_train: int = 600, num_val: int 
     if w < 32 or h < 32:
         raise ValueError(f"image_size (W, H) must be at least 32x32, got {image_size}")
     root = Path(out_dir)
-    paths = {"root": root, "images": root / "images",
-             "train_json": root / "annotations" / "person_keypoints_train.json",
-             "val_json": root / "annotations" / "person_keypoints_val.json",
-             "detections": root / "annotations" / "person_detections_val.json"}
+    paths = {
+        "root": root,
+        "images": root / "images",
+        "train_json": root / "annotations" / "person_keypoints_train.json",
+        "val_json": root / "annotations" / "person_keypoints_val.json",
+        "detections": root / "annotations" / "person_detections_val.json",
+    }
     manifest = root / "synthetic.json"
-    params = {"version": _VERSION, "num_train": num_train, "num_val": num_val, "image_size": [w, h],
-              "seed": seed}
+    params = {"version": _VERSION, "num_train": num_train, "num_val": num_val, "image_size": [w, h], "seed": seed}
     if not overwrite and manifest.is_file() and all(p.exists() for p in paths.values()):
         try:
             if json.loads(manifest.read_text()) == params:
@@ -323,8 +381,13 @@ def make_synthetic_coco(out_dir: str | Path, num_train: int = 600, num_val: int 
                 ann_id += 1
             if split == "val":
                 detections += _jittered_detections(rng, anns, image_id, (w, h))
-        coco = {"info": {"description": "hrnet synthetic person keypoints", "version": str(_VERSION)},
-                "licenses": [], "images": images, "annotations": annotations, "categories": [PERSON_CATEGORY]}
+        coco = {
+            "info": {"description": "hrnet synthetic person keypoints", "version": str(_VERSION)},
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": [PERSON_CATEGORY],
+        }
         write_json(paths[f"{split}_json"], coco, indent=None)
     write_json(paths["detections"], detections, indent=None)
     write_json(manifest, params, indent=None)

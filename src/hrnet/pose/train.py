@@ -42,12 +42,25 @@ def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None
     """The training or validation dataset of ``cfg`` (validation uses ``test.boxes``)."""
     d, t = cfg.data, cfg.test
     ks = keypoint_set or resolve_keypoint_set(d)
-    aug = PoseAugment(rot_factor=d.rot_factor, rot_prob=d.rot_prob, scale_factor=d.scale_factor, flip=d.flip,
-                      half_body_prob=d.half_body_prob, num_joints_half_body=d.num_joints_half_body)
+    aug = PoseAugment(
+        rot_factor=d.rot_factor,
+        rot_prob=d.rot_prob,
+        scale_factor=d.scale_factor,
+        flip=d.flip,
+        half_body_prob=d.half_body_prob,
+        num_joints_half_body=d.num_joints_half_body,
+    )
     ann = _path(d.root, d.train_ann if train else d.val_ann)
     images = _path(d.root, d.train_images if train else d.val_images)
-    common = dict(keypoint_set=ks, input_size=tuple(d.input_size), train=train, heatmap_size=d.heatmap_size,
-                  sigma=d.sigma, augment=aug, use_joint_weights=d.use_joint_weights)
+    common = dict(
+        keypoint_set=ks,
+        input_size=tuple(d.input_size),
+        train=train,
+        heatmap_size=d.heatmap_size,
+        sigma=d.sigma,
+        augment=aug,
+        use_joint_weights=d.use_joint_weights,
+    )
     if d.dataset == "mpii":
         return MPIIKeypoints(ann, images, **common)
     boxes: str | Path = "gt" if train or t.boxes == "gt" else _path(d.root, t.boxes)
@@ -63,9 +76,19 @@ def make_evaluator(cfg: PoseConfig, dataset: TopDownDataset, results_out: list |
     codec: HeatmapCodec = dataset.codec
 
     def evaluate(model: nn.Module, dist: DistInfo) -> dict[str, float]:
-        preds = predict_dataset(model, dataset, codec, ks.flip_pairs, batch_size=t.batch_size, workers=t.workers,
-                                flip_test=t.flip_test, shift_heatmap=t.shift_heatmap, dark=t.dark,
-                                rank=dist.rank, world_size=dist.world_size)
+        preds = predict_dataset(
+            model,
+            dataset,
+            codec,
+            ks.flip_pairs,
+            batch_size=t.batch_size,
+            workers=t.workers,
+            flip_test=t.flip_test,
+            shift_heatmap=t.shift_heatmap,
+            dark=t.dark,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
         gathered = [p for part in all_gather_object(preds) for p in part]
         metrics: dict[str, float] = {}
         error = None
@@ -85,8 +108,9 @@ def make_evaluator(cfg: PoseConfig, dataset: TopDownDataset, results_out: list |
     return evaluate
 
 
-def score_predictions(cfg: PoseConfig, dataset: TopDownDataset, preds: list[dict],
-                      results_out: list | None = None) -> dict[str, float]:
+def score_predictions(
+    cfg: PoseConfig, dataset: TopDownDataset, preds: list[dict], results_out: list | None = None
+) -> dict[str, float]:
     """Metrics of per-crop predictions: COCO AP/AR (rescoring + OKS-NMS + pycocotools) or MPII PCKh."""
     ks, t = dataset.keypoint_set, cfg.test
     if not preds:
@@ -95,11 +119,25 @@ def score_predictions(cfg: PoseConfig, dataset: TopDownDataset, preds: list[dict
     kscores = np.stack([p["keypoint_scores"] for p in preds])
     if isinstance(dataset, MPIIKeypoints):
         joints, vis, heads = dataset.ground_truth()
-        return pckh_table(kpts, joints[[p["index"] for p in preds]], vis[[p["index"] for p in preds]],
-                          heads[[p["index"] for p in preds]], ks.names)
+        return pckh_table(
+            kpts,
+            joints[[p["index"] for p in preds]],
+            vis[[p["index"] for p in preds]],
+            heads[[p["index"] for p in preds]],
+            ks.names,
+        )
     sigmas = ks.require_sigmas()
-    results = coco_results([p["image_id"] for p in preds], kpts, kscores, [p["score"] for p in preds],
-                           [p["area"] for p in preds], sigmas, t.in_vis_thr, t.oks_thr, t.use_nms)
+    results = coco_results(
+        [p["image_id"] for p in preds],
+        kpts,
+        kscores,
+        [p["score"] for p in preds],
+        [p["area"] for p in preds],
+        sigmas,
+        t.in_vis_thr,
+        t.oks_thr,
+        t.use_nms,
+    )
     if results_out is not None:
         results_out.extend(results)
     return evaluate_coco(dataset.ann_file, results, sigmas)  # type: ignore[attr-defined]
@@ -109,8 +147,13 @@ def _train_collate(batch: list[dict]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([b[k] for b in batch]) for k in ("image", "target", "target_weight")}
 
 
-def train(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None = None,
-               dist: DistInfo | None = None, device: str | None = None) -> dict[str, float]:
+def train(
+    cfg: PoseConfig,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    dist: DistInfo | None = None,
+    device: str | None = None,
+) -> dict[str, float]:
     """Train ``cfg`` into ``out_dir`` (checkpoints, metrics.jsonl, model_best.safetensors); returns the last
     evaluation metrics (AP ... for COCO, PCKh ... for MPII)."""
     dist = dist or init_distributed(device)
@@ -132,15 +175,30 @@ def train(cfg: PoseConfig, out_dir: str | Path, resume: str | Path | None = None
 
     from hrnet.engine.trainer import Trainer
 
-    trainer = Trainer(model, train_set, cfg.train, out_dir, loss_fn, make_evaluator(cfg, val_set),
-                      collate_fn=_train_collate, best_metric="PCKh" if cfg.data.dataset == "mpii" else "AP",
-                      dist=dist, config_dict=config_to_dict(cfg), card=make_card(cfg, ks))
+    trainer = Trainer(
+        model,
+        train_set,
+        cfg.train,
+        out_dir,
+        loss_fn,
+        make_evaluator(cfg, val_set),
+        collate_fn=_train_collate,
+        best_metric="PCKh" if cfg.data.dataset == "mpii" else "AP",
+        dist=dist,
+        config_dict=config_to_dict(cfg),
+        card=make_card(cfg, ks),
+    )
     return trainer.fit(resume=resume)
 
 
-def evaluate(cfg: PoseConfig, weights: str | Path | None, device: str | None = None,
-             results_file: str | Path | None = None, model: nn.Module | None = None,
-             dist: DistInfo | None = None) -> dict[str, float]:
+def evaluate(
+    cfg: PoseConfig,
+    weights: str | Path | None,
+    device: str | None = None,
+    results_file: str | Path | None = None,
+    model: nn.Module | None = None,
+    dist: DistInfo | None = None,
+) -> dict[str, float]:
     """Evaluate ``weights`` (or ``model``) on the validation set of ``cfg``; optionally write COCO results."""
     dist = dist or init_distributed(device)
     ks = resolve_keypoint_set(cfg.data)

@@ -22,8 +22,9 @@ IMAGENET_MEAN = np.array(io.IMAGENET_MEAN, dtype=np.float32)
 IMAGENET_STD = np.array(io.IMAGENET_STD, dtype=np.float32)
 
 
-def box_to_center_scale(box_xywh: Sequence[float], aspect_ratio: float,
-                        padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+def box_to_center_scale(
+    box_xywh: Sequence[float], aspect_ratio: float, padding: float = 1.25
+) -> tuple[np.ndarray, np.ndarray]:
     """Box (x, y, w, h) -> center (2,) and scale (2,) in 200-px units, widened to ``aspect_ratio`` = w / h.
 
     The box grows along one side to the input's aspect ratio, then by ``padding`` (1.25 in the paper's
@@ -46,8 +47,9 @@ def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
 
 
-def get_affine_transform(center: Sequence[float], scale: Sequence[float], rot: float,
-                         output_size: Sequence[int], inv: bool = False) -> np.ndarray:
+def get_affine_transform(
+    center: Sequence[float], scale: Sequence[float], rot: float, output_size: Sequence[int], inv: bool = False
+) -> np.ndarray:
     """2x3 matrix mapping the region (center, scale * 200 px, rotated by ``rot`` degrees) onto an
     ``output_size`` = (w, h) image; ``inv=True`` gives the map from output pixels back to the image.
 
@@ -77,8 +79,9 @@ def affine_points(points: np.ndarray, trans: np.ndarray) -> np.ndarray:
     return pts @ trans[:, :2].T + trans[:, 2]
 
 
-def warp_image(image: np.ndarray, center: Sequence[float], scale: Sequence[float], rot: float,
-               output_size: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def warp_image(
+    image: np.ndarray, center: Sequence[float], scale: Sequence[float], rot: float, output_size: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Crop ``image`` (H, W, C) to ``output_size`` = (w, h) with bilinear sampling; returns (crop, matrix).
 
     Pixels outside the image are black, as in the official pipeline.
@@ -95,8 +98,9 @@ def normalize_image(crop_rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def flip_joints(joints: np.ndarray, visible: np.ndarray, image_width: int,
-                flip_pairs: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def flip_joints(
+    joints: np.ndarray, visible: np.ndarray, image_width: int, flip_pairs: Sequence[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Mirror keypoints (K, 2) of an image of ``image_width`` pixels and swap left/right pairs."""
     j = np.array(joints, dtype=np.float64, copy=True)
     v = np.array(visible, copy=True)
@@ -107,9 +111,14 @@ def flip_joints(joints: np.ndarray, visible: np.ndarray, image_width: int,
     return j * (v[:, None] > 0), v
 
 
-def half_body_center_scale(joints: np.ndarray, visible: np.ndarray, upper_body: Sequence[int],
-                           lower_body: Sequence[int], aspect_ratio: float,
-                           rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def half_body_center_scale(
+    joints: np.ndarray,
+    visible: np.ndarray,
+    upper_body: Sequence[int],
+    lower_body: Sequence[int],
+    aspect_ratio: float,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Center / scale of the upper or lower half of the visible keypoints (the half-body augmentation).
 
     Picks the upper half with probability 1/2 when it has more than two visible keypoints; returns None

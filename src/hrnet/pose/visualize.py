@@ -13,9 +13,25 @@ import numpy as np
 
 # one colour per limb of the COCO skeleton, cycled for other keypoint sets (RGB)
 _PALETTE = (
-    (255, 128, 0), (255, 153, 51), (255, 178, 102), (230, 230, 0), (255, 153, 255), (153, 204, 255),
-    (255, 102, 255), (255, 51, 255), (102, 178, 255), (51, 153, 255), (255, 153, 153), (255, 102, 102),
-    (255, 51, 51), (153, 255, 153), (102, 255, 102), (51, 255, 51), (0, 255, 0), (0, 0, 255), (255, 0, 0),
+    (255, 128, 0),
+    (255, 153, 51),
+    (255, 178, 102),
+    (230, 230, 0),
+    (255, 153, 255),
+    (153, 204, 255),
+    (255, 102, 255),
+    (255, 51, 255),
+    (102, 178, 255),
+    (51, 153, 255),
+    (255, 153, 153),
+    (255, 102, 102),
+    (255, 51, 51),
+    (153, 255, 153),
+    (102, 255, 102),
+    (51, 255, 51),
+    (0, 255, 0),
+    (0, 0, 255),
+    (255, 0, 0),
 )
 
 
@@ -30,9 +46,15 @@ def _as_image(image_rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3]).copy()
 
 
-def draw_poses(image_rgb: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
-               skeleton: Sequence[Sequence[int]], boxes: np.ndarray | None = None, kpt_thr: float = 0.3,
-               colors: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+def draw_poses(
+    image_rgb: np.ndarray,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    skeleton: Sequence[Sequence[int]],
+    boxes: np.ndarray | None = None,
+    kpt_thr: float = 0.3,
+    colors: Sequence[Sequence[int]] | None = None,
+) -> np.ndarray:
     """Draw N people on a copy of ``image_rgb``: keypoints (N, K, 2) in (x, y), scores (N, K).
 
     ``skeleton`` lists 0-based joint pairs; a limb or joint is drawn only when its scores reach
@@ -62,14 +84,21 @@ def draw_poses(image_rgb: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
         bx = np.asarray(boxes, dtype=np.float64)
         bx = bx.reshape(0, 4) if bx.size == 0 else bx
         if bx.ndim != 2 or bx.shape[1] < 4:
-            raise ValueError(f"draw_poses: boxes must be (N, 4) xyxy or (N, 5) with scores, "
-                             f"got shape {bx.shape}")
+            raise ValueError(f"draw_poses: boxes must be (N, 4) xyxy or (N, 5) with scores, got shape {bx.shape}")
         for row in bx:
             x0, y0, x1, y1 = (int(round(v)) for v in row[:4])
             cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 255, 0), thick)
             if row.shape[0] > 4:
-                cv2.putText(canvas, f"{row[4]:.2f}", (x0, max(10, y0 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
-                            0.35 * thick, (0, 255, 0), 1, cv2.LINE_AA)
+                cv2.putText(
+                    canvas,
+                    f"{row[4]:.2f}",
+                    (x0, max(10, y0 - 3)),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.35 * thick,
+                    (0, 255, 0),
+                    1,
+                    cv2.LINE_AA,
+                )
     for p in range(n):
         ok = np.isfinite(kpts[p]).all(1) & (sc[p] >= kpt_thr)
         for li, (a, b) in enumerate(skeleton):

@@ -65,8 +65,11 @@ class SegResult(Result):
 
     def to_json(self) -> dict[str, Any]:
         """The image, the pixel count of every class present, and the label file once saved."""
-        return {**self._header(), "classes": self.pixel_counts(),
-                "label_file": Path(self.label_file).name if self.label_file else None}
+        return {
+            **self._header(),
+            "classes": self.pixel_counts(),
+            "label_file": Path(self.label_file).name if self.label_file else None,
+        }
 
 
 def _state_classes(weights: str | Path | None) -> int | None:
@@ -92,12 +95,23 @@ class Segmenter:
     sizes and an ONNX graph is exported per size; ``onnx`` / ``compile`` / ``eager`` can be asked for.
     """
 
-    def __init__(self, model: str | Path | nn.Module = "seg_hrnet_w48", weights: str | Path | None = None, *,
-                 num_classes: int | None = None, class_names: Sequence[str] | None = None,
-                 dataset: str | None = None, palette: Sequence[Sequence[int]] | None = None,
-                 flip_pairs: Sequence[Sequence[int]] | None = None, test: SegTestConfig | dict | None = None,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 device: str | torch.device | None = None, runtime: str = "auto", **options: Any) -> None:
+    def __init__(
+        self,
+        model: str | Path | nn.Module = "seg_hrnet_w48",
+        weights: str | Path | None = None,
+        *,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        dataset: str | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
+        flip_pairs: Sequence[Sequence[int]] | None = None,
+        test: SegTestConfig | dict | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        device: str | torch.device | None = None,
+        runtime: str = "auto",
+        **options: Any,
+    ) -> None:
         known = {f.name for f in fields(SegTestConfig)}
         test_options = {k: v for k, v in options.items() if k in known}
         overrides = {k: v for k, v in options.items() if k not in known}
@@ -111,8 +125,10 @@ class Segmenter:
         net, card = resolve_model("seg", model, weights, build)
         n_out = int(getattr(net, "head_size", 0) or num_classes or 0)
         if num_classes is not None and num_classes != n_out:
-            raise ValueError(f"{weights or model}: num_classes={num_classes} but the weights predict {n_out} classes "
-                             f"(leave num_classes out to use them as they are)")
+            raise ValueError(
+                f"{weights or model}: num_classes={num_classes} but the weights predict {n_out} classes "
+                f"(leave num_classes out to use them as they are)"
+            )
         if card is not None:
             names = names or list(card.labels)
             palette = palette or card.meta.get("palette")
@@ -144,14 +160,23 @@ class Segmenter:
     @torch.no_grad()
     def scores(self, image: np.ndarray, out_size: Sequence[int] | None = None) -> torch.Tensor:
         """Class scores (1, C, H, W) of an RGB uint8 image at ``out_size`` (default: its size)."""
-        return segment_image(self.forward, image, self.test, mean=self.mean, std=self.std, flip_perm=self.flip_perm,
-                             out_size=tuple(out_size) if out_size else None, device=self.device)
+        return segment_image(
+            self.forward,
+            image,
+            self.test,
+            mean=self.mean,
+            std=self.std,
+            flip_perm=self.flip_perm,
+            out_size=tuple(out_size) if out_size else None,
+            device=self.device,
+        )
 
     def _result(self, rgb: np.ndarray, path: str | None, return_probs: bool) -> SegResult:
         s = self.scores(rgb)[0]
         labels = s.argmax(0).cpu().numpy().astype(np.int64)
-        return SegResult(rgb, labels, self.class_names, self.palette, path,
-                         s.float().cpu().numpy() if return_probs else None)
+        return SegResult(
+            rgb, labels, self.class_names, self.palette, path, s.float().cpu().numpy() if return_probs else None
+        )
 
     def __call__(self, image: str | Path | np.ndarray, return_probs: bool = False) -> SegResult:
         """Segment one image (path or array); ``return_probs`` keeps the (C, H, W) scores."""

@@ -84,15 +84,21 @@ def _check_pair(report: DataReport, image: Path, mask: Path, lut: np.ndarray, nu
         return
     report.checked["masks"] += 1
     if size is not None and raw.shape != (size[1], size[0]):
-        report.add("mask size differs from image", str(mask),
-                   f"mask {raw.shape[1]}x{raw.shape[0]}, image {image.name} {size[0]}x{size[1]} (WxH)")
+        report.add(
+            "mask size differs from image",
+            str(mask),
+            f"mask {raw.shape[1]}x{raw.shape[0]}, image {image.name} {size[0]}x{size[1]} (WxH)",
+        )
     mapped = lut[raw]
     bad = mapped < 0
     if bad.any():
         values = np.unique(raw[bad])[:10].tolist()
-        report.add("label value outside the classes", str(mask),
-                   f"values {values} ({int(bad.sum())} pixels) are neither one of the {num_classes} classes "
-                   "nor the ignore index")
+        report.add(
+            "label value outside the classes",
+            str(mask),
+            f"values {values} ({int(bad.sum())} pixels) are neither one of the {num_classes} classes "
+            "nor the ignore index",
+        )
     elif (mapped == IGNORE_INDEX).all():
         report.add("mask is all ignore", str(mask), "no labelled pixel (the image teaches nothing)", "warning")
 
@@ -112,8 +118,11 @@ def check_seg_data(cfg: SegConfig, level: str = "full") -> DataReport:
             report.add("unusable classes.yaml", str(root / "classes.yaml"), str(err).split(": ", 1)[-1])
             return report
         if len(spec["names"]) != d.num_classes:
-            report.add("class count differs from the config", str(root / "classes.yaml"),
-                       f"{len(spec['names'])} names, data.num_classes is {d.num_classes}")
+            report.add(
+                "class count differs from the config",
+                str(root / "classes.yaml"),
+                f"{len(spec['names'])} names, data.num_classes is {d.num_classes}",
+            )
         lut, num_classes = identity_lut(len(spec["names"]), spec["ignore_index"]), len(spec["names"])
         for split in splits:
             for image, mask in _folder_pairs(report, root, split):
@@ -146,5 +155,10 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 def add_check_data(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``check-data`` under ``hrnet seg``."""
-    return add_check_data_verb(sub, task="seg", func=cmd_check_data, example_config="configs/seg/cityscapes/w48.yaml",
-                               what="image / mask pairs, mask sizes and label values")
+    return add_check_data_verb(
+        sub,
+        task="seg",
+        func=cmd_check_data,
+        example_config="configs/seg/cityscapes/w48.yaml",
+        what="image / mask pairs, mask sizes and label values",
+    )

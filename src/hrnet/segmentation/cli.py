@@ -27,8 +27,12 @@ from hrnet.cli_common import (
 def _add_inference(p: argparse.ArgumentParser) -> None:
     from hrnet.segmentation.config import TEST_MODES, TEST_PROTOCOLS
 
-    p.add_argument("--protocol", choices=TEST_PROTOCOLS, default=None,
-                   help="test protocol (default: the config's / the weights' card)")
+    p.add_argument(
+        "--protocol",
+        choices=TEST_PROTOCOLS,
+        default=None,
+        help="test protocol (default: the config's / the weights' card)",
+    )
     p.add_argument("--mode", choices=TEST_MODES, default=None, help="whole image or sliding windows")
     p.add_argument("--crop-size", nargs=2, type=int, metavar=("H", "W"), help="sliding-window size")
     p.add_argument("--base-size", type=int, default=None, help="long side at scale 1.0 (0 = the image's own)")
@@ -38,10 +42,15 @@ def _add_inference(p: argparse.ArgumentParser) -> None:
 
 def _test_options(args: argparse.Namespace) -> dict:
     """The test-protocol flags that were given, as SegTestConfig fields."""
-    opts = {"protocol": args.protocol, "mode": args.mode, "base_size": args.base_size,
-            "crop_size": list(args.crop_size) if args.crop_size else None,
-            "scales": list(args.scales) if args.scales else None, "flip": args.flip,
-            "resize_to": list(args.input_size) if getattr(args, "input_size", None) else None}
+    opts = {
+        "protocol": args.protocol,
+        "mode": args.mode,
+        "base_size": args.base_size,
+        "crop_size": list(args.crop_size) if args.crop_size else None,
+        "scales": list(args.scales) if args.scales else None,
+        "flip": args.flip,
+        "resize_to": list(args.input_size) if getattr(args, "input_size", None) else None,
+    }
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -53,23 +62,47 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     add_check_data(sub)
 
     example = "train.optim.lr=0.005 data.root=/data/cityscapes"
-    add_train_verb(sub, help="train a segmentation model from a config",
-                   example_config="configs/seg/cityscapes/w48.yaml", default_out="runs/seg", func=cmd_train,
-                   example=example)
+    add_train_verb(
+        sub,
+        help="train a segmentation model from a config",
+        example_config="configs/seg/cityscapes/w48.yaml",
+        default_out="runs/seg",
+        func=cmd_train,
+        example=example,
+    )
 
-    p = add_eval_verb(sub, help="mIoU, pixel and mean accuracy, per-class IoU on the validation split",
-                      weights_help="weights (ours, official HRNet or mmseg checkpoints)",
-                      json_what="the scores", func=cmd_eval, example=example)
+    p = add_eval_verb(
+        sub,
+        help="mIoU, pixel and mean accuracy, per-class IoU on the validation split",
+        weights_help="weights (ours, official HRNet or mmseg checkpoints)",
+        json_what="the scores",
+        func=cmd_eval,
+        example=example,
+    )
     p.add_argument("--split", default=None, help="split to evaluate (default: data.val_split)")
     _add_inference(p)
 
-    p = add_predict_verb(sub, task="seg", help="label maps and colour overlays for images and videos",
-                         func=cmd_predict, example="test.flip=true")
-    p.add_argument("--dataset", default=None, help="class preset for weights without a card: cityscapes, lip, "
-                   "pascal_context59, pascal_context60")
+    p = add_predict_verb(
+        sub,
+        task="seg",
+        help="label maps and colour overlays for images and videos",
+        func=cmd_predict,
+        example="test.flip=true",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="class preset for weights without a card: cityscapes, lip, pascal_context59, pascal_context60",
+    )
     p.add_argument("--num-classes", type=int, default=None, help="class count for weights without a card")
-    p.add_argument("--input-size", nargs=2, type=int, default=None, metavar=("H", "W"),
-                   help="resize every image to H W first (test.resize_to; the labels come back at full size)")
+    p.add_argument(
+        "--input-size",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar=("H", "W"),
+        help="resize every image to H W first (test.resize_to; the labels come back at full size)",
+    )
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
     p.add_argument("--no-legend", action="store_true")
     _add_inference(p)
@@ -108,8 +141,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     scores = evaluate(cfg, args.weights, split=args.split, dist=dist)
     if dist.is_main:
         if args.json != "-":
-            print(f"mIoU {scores['mIoU'] * 100:.2f}  pixel_acc {scores['pixel_acc'] * 100:.2f}  "
-                  f"mean_acc {scores['mean_acc'] * 100:.2f}  (protocol {cfg.test.protocol})")
+            print(
+                f"mIoU {scores['mIoU'] * 100:.2f}  pixel_acc {scores['pixel_acc'] * 100:.2f}  "
+                f"mean_acc {scores['mean_acc'] * 100:.2f}  (protocol {cfg.test.protocol})"
+            )
             for name, iou in scores["per_class"].items():
                 print(f"  {name:<16} {'-' if iou is None else f'{iou * 100:.2f}'}")
         emit_json(scores, args.json)
@@ -128,16 +163,34 @@ def _segmenter(args: argparse.Namespace):
         cfg = _load(args)
         cfg.model.pretrained = None
         names, palette, pairs = class_info(cfg.data)
-        return Segmenter(build_model(cfg), args.weights, class_names=names, palette=palette, flip_pairs=pairs,
-                         test=cfg.test, mean=cfg.data.mean, std=cfg.data.std, device=args.device,
-                         runtime=args.runtime)
+        return Segmenter(
+            build_model(cfg),
+            args.weights,
+            class_names=names,
+            palette=palette,
+            flip_pairs=pairs,
+            test=cfg.test,
+            mean=cfg.data.mean,
+            std=cfg.data.std,
+            device=args.device,
+            runtime=args.runtime,
+        )
     if args.weights is None and args.model is None:
-        raise ValueError("seg predict needs --weights (a weights file with a model card is enough), "
-                         "or --model NAME for random weights")
+        raise ValueError(
+            "seg predict needs --weights (a weights file with a model card is enough), "
+            "or --model NAME for random weights"
+        )
     source = args.model if args.model is not None else args.weights
     weights = args.weights if args.model is not None else None
-    return Segmenter(source, weights, num_classes=args.num_classes, dataset=args.dataset, device=args.device,
-                     runtime=args.runtime, **opts)
+    return Segmenter(
+        source,
+        weights,
+        num_classes=args.num_classes,
+        dataset=args.dataset,
+        device=args.device,
+        runtime=args.runtime,
+        **opts,
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -152,7 +205,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             r.plot = functools.partial(r.plot, alpha=args.alpha, legend=not args.no_legend)
         return results
 
-    info = {"model": seg.card.model if seg.card else (args.model or ""), "weights": args.weights,
-            "classes": seg.class_names, "protocol": seg.test.protocol, "scales": list(seg.test.scales),
-            "flip": seg.test.flip}
+    info = {
+        "model": seg.card.model if seg.card else (args.model or ""),
+        "weights": args.weights,
+        "classes": seg.class_names,
+        "protocol": seg.test.protocol,
+        "scales": list(seg.test.scales),
+        "flip": seg.test.flip,
+    }
     return run_predict(args, task="seg", predict=predict, info=info)

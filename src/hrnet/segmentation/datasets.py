@@ -224,8 +224,12 @@ class CityscapesDataset(SegDataset):
         else:
             raise ValueError(f"label_suffix must be 'labelIds' or 'labelTrainIds', got {label_suffix!r}")
         super().__init__(
-            samples, num_classes=19, class_names=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE,
-            label_lut=lut, **kwargs,
+            samples,
+            num_classes=19,
+            class_names=CITYSCAPES_CLASSES,
+            palette=CITYSCAPES_PALETTE,
+            label_lut=lut,
+            **kwargs,
         )
 
 
@@ -333,8 +337,12 @@ class FolderDataset(SegDataset):
             raise FileNotFoundError(f"{img_dir}: no images found")
         samples = [_pair_or_raise(img, mask_dir / f"{img.stem}.png") for img in images]
         super().__init__(
-            samples, num_classes=len(spec["names"]), class_names=spec["names"], palette=spec["colors"],
-            label_lut=identity_lut(len(spec["names"]), spec["ignore_index"]), **kwargs,
+            samples,
+            num_classes=len(spec["names"]),
+            class_names=spec["names"],
+            palette=spec["colors"],
+            label_lut=identity_lut(len(spec["names"]), spec["ignore_index"]),
+            **kwargs,
         )
 
 

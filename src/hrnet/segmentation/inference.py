@@ -74,7 +74,10 @@ def window_starts(length: int, crop: int, stride: int) -> list[int]:
 
 @torch.no_grad()
 def slide_logits(
-    model: nn.Module, image: Tensor, crop_size: Sequence[int], stride: Sequence[int] | None = None,
+    model: nn.Module,
+    image: Tensor,
+    crop_size: Sequence[int],
+    stride: Sequence[int] | None = None,
     num_classes: int | None = None,
 ) -> Tensor:
     """Sliding-window logits (N, C, H, W): windows of ``crop_size`` (H, W) with overlap, averaged.
@@ -209,8 +212,14 @@ def _pad_to(x: Tensor, height: int, width: int, value: Tensor) -> Tensor:
 
 
 def _windowed(
-    model: nn.Module, x: Tensor, rows: list[tuple[int, int]], cols: list[tuple[int, int]], crop: tuple[int, int],
-    flip: bool, flip_perm: Sequence[int] | None, pad: Tensor | None,
+    model: nn.Module,
+    x: Tensor,
+    rows: list[tuple[int, int]],
+    cols: list[tuple[int, int]],
+    crop: tuple[int, int],
+    flip: bool,
+    flip_perm: Sequence[int] | None,
+    pad: Tensor | None,
 ) -> Tensor:
     """Scores of ``x`` averaged over the windows ``rows x cols`` (each padded to ``crop`` when ``pad``)."""
     _, _, h, w = x.shape
@@ -240,7 +249,12 @@ def _default_stride(test: SegTestConfig, crop: tuple[int, int]) -> tuple[int, in
 
 
 def _official_scale(
-    model: nn.Module, x: Tensor, scale: float, test: SegTestConfig, flip_perm: Sequence[int] | None, pad: Tensor,
+    model: nn.Module,
+    x: Tensor,
+    scale: float,
+    test: SegTestConfig,
+    flip_perm: Sequence[int] | None,
+    pad: Tensor,
 ) -> Tensor:
     """Scores (1, C, h, w) of the image ``x`` already resized for ``scale``, windows as the protocol says."""
     _, _, h, w = x.shape
@@ -263,8 +277,14 @@ def _official_scale(
 
 @torch.no_grad()
 def official_scores(
-    model: nn.Module, image: np.ndarray, test: SegTestConfig, *, mean: Sequence[float], std: Sequence[float],
-    flip_perm: Sequence[int] | None, device: torch.device,
+    model: nn.Module,
+    image: np.ndarray,
+    test: SegTestConfig,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    flip_perm: Sequence[int] | None,
+    device: torch.device,
 ) -> Tensor:
     """Scores (1, C, H, W) of an RGB uint8 image under an official protocol, at the image's size.
 
@@ -306,8 +326,14 @@ def _needs_crop(test: SegTestConfig) -> bool:
 
 @torch.no_grad()
 def segment_image(
-    model: nn.Module, image: np.ndarray, test: SegTestConfig, *, mean: Sequence[float], std: Sequence[float],
-    flip_perm: Sequence[int] | None, out_size: tuple[int, int] | None = None,
+    model: nn.Module,
+    image: np.ndarray,
+    test: SegTestConfig,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    flip_perm: Sequence[int] | None,
+    out_size: tuple[int, int] | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Scores (1, C, H_out, W_out) for one RGB uint8 image (H, W, 3), following ``test.protocol``;
@@ -337,9 +363,15 @@ def segment_image(
         x = to_tensor(image, mean, std).unsqueeze(0).to(device)
         factor = test.base_size / max(h, w) if test.base_size > 0 else 1.0
         return predict_probs(
-            model, x, out_size=out_size, mode="whole" if test.mode == "auto" else test.mode,
-            crop_size=test.crop_size, stride=test.stride, scales=[float(s) * factor for s in test.scales],
-            flip=test.flip, flip_perm=flip_perm,
+            model,
+            x,
+            out_size=out_size,
+            mode="whole" if test.mode == "auto" else test.mode,
+            crop_size=test.crop_size,
+            stride=test.stride,
+            scales=[float(s) * factor for s in test.scales],
+            flip=test.flip,
+            flip_perm=flip_perm,
         )
     scores = official_scores(model, image, test, mean=mean, std=std, flip_perm=flip_perm, device=device)
     return upsample_logits(scores, out_size)

@@ -45,7 +45,10 @@ class OhemCrossEntropy(SegCrossEntropy):
     """Cross-entropy averaged over the hard pixels only (see the module docstring for the rule)."""
 
     def __init__(
-        self, thresh: float = 0.9, min_kept: int = 131072, class_weights: Sequence[float] | None = None,
+        self,
+        thresh: float = 0.9,
+        min_kept: int = 131072,
+        class_weights: Sequence[float] | None = None,
         ignore_index: int = IGNORE_INDEX,
     ):
         super().__init__(class_weights, ignore_index)
@@ -77,7 +80,10 @@ class OhemCrossEntropy(SegCrossEntropy):
 
 
 def build_loss(
-    ohem: bool = False, thresh: float = 0.9, min_kept: int = 131072, class_weights: Sequence[float] | None = None,
+    ohem: bool = False,
+    thresh: float = 0.9,
+    min_kept: int = 131072,
+    class_weights: Sequence[float] | None = None,
     ignore_index: int = IGNORE_INDEX,
 ) -> nn.Module:
     """The configured criterion: :class:`OhemCrossEntropy` when ``ohem`` else :class:`SegCrossEntropy`."""

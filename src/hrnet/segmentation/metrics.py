@@ -18,7 +18,9 @@ from hrnet.segmentation.labels import IGNORE_INDEX
 
 
 def confusion_matrix(
-    pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, num_classes: int,
+    pred: torch.Tensor | np.ndarray,
+    target: torch.Tensor | np.ndarray,
+    num_classes: int,
     ignore_index: int = IGNORE_INDEX,
 ) -> torch.Tensor:
     """(C, C) int64 counts of ``target`` (rows) against ``pred`` (columns) over non-ignored pixels."""

@@ -32,22 +32,36 @@ def model_overrides(cfg: SegConfig) -> dict[str, Any]:
 def build_model(cfg: SegConfig) -> nn.Module:
     """The configured HRNetV2 segmentation network (ImageNet-initialised when ``model.pretrained`` is set;
     the file's classifier, if any, is re-initialised for this class count)."""
-    return create_model(cfg.model.name, pretrained=cfg.model.pretrained or False, num_classes=cfg.data.num_classes,
-                        **model_overrides(cfg))
+    return create_model(
+        cfg.model.name,
+        pretrained=cfg.model.pretrained or False,
+        num_classes=cfg.data.num_classes,
+        **model_overrides(cfg),
+    )
 
 
-def make_card(cfg: SegConfig, names: Sequence[str], palette: Sequence[Sequence[int]],
-              flip_pairs: Sequence[Sequence[int]]) -> ModelCard:
+def make_card(
+    cfg: SegConfig, names: Sequence[str], palette: Sequence[Sequence[int]], flip_pairs: Sequence[Sequence[int]]
+) -> ModelCard:
     """The model card of a segmentation experiment."""
     test = {k: v for k, v in config_to_dict(cfg.test).items() if k not in TEST_SKIP}
-    return ModelCard(task="seg", model=cfg.model.name, num_outputs=len(names), labels=list(names),
-                     overrides={k: list(v) for k, v in model_overrides(cfg).items()},
-                     input_size=list(cfg.test.resize_to) if cfg.test.resize_to else None,
-                     mean=list(cfg.data.mean), std=list(cfg.data.std),
-                     meta={"palette": [list(map(int, c)) for c in palette],
-                           "flip_pairs": [list(map(int, p)) for p in flip_pairs], "dataset": cfg.data.dataset,
-                           "ignore_index": 255},
-                     test=test)
+    return ModelCard(
+        task="seg",
+        model=cfg.model.name,
+        num_outputs=len(names),
+        labels=list(names),
+        overrides={k: list(v) for k, v in model_overrides(cfg).items()},
+        input_size=list(cfg.test.resize_to) if cfg.test.resize_to else None,
+        mean=list(cfg.data.mean),
+        std=list(cfg.data.std),
+        meta={
+            "palette": [list(map(int, c)) for c in palette],
+            "flip_pairs": [list(map(int, p)) for p in flip_pairs],
+            "dataset": cfg.data.dataset,
+            "ignore_index": 255,
+        },
+        test=test,
+    )
 
 
 def card_test_config(card: ModelCard) -> SegTestConfig:

@@ -72,8 +72,14 @@ def build_dataset(
         raise ValueError(f"data.num_classes is {data.num_classes} but {data.root} has {ds.num_classes} classes")
     if train:
         ds.transform = TrainTransform(
-            crop_size=data.crop_size, base_size=data.base_size, scale_range=data.scale_range, flip=data.flip,
-            flip_pairs=ds.flip_pairs, resize_to=data.resize_to, ignore_index=ds.ignore_index, mean=data.mean,
+            crop_size=data.crop_size,
+            base_size=data.base_size,
+            scale_range=data.scale_range,
+            flip=data.flip,
+            flip_pairs=ds.flip_pairs,
+            resize_to=data.resize_to,
+            ignore_index=ds.ignore_index,
+            mean=data.mean,
             std=data.std,
         )
     else:
@@ -83,8 +89,15 @@ def build_dataset(
 
 @torch.no_grad()
 def evaluate_dataset(
-    model: nn.Module, dataset: SegDataset, test: SegTestConfig, device: torch.device | str = "cpu",
-    rank: int = 0, world_size: int = 1, flip_pairs=None, *, mean: Sequence[float] | None = None,
+    model: nn.Module,
+    dataset: SegDataset,
+    test: SegTestConfig,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    flip_pairs=None,
+    *,
+    mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> dict:
     """mIoU / pixel_acc / mean_acc / per_class of ``model`` on ``dataset`` (sharded by rank, all-reduced).
@@ -151,7 +164,8 @@ def train(cfg: SegConfig, out_dir: str | Path, resume: str | Path | None = None,
     train_set = build_dataset(cfg.data, cfg.data.train_split, train=True, seed=cfg.train.seed)
     val_set = (
         build_dataset(cfg.data, cfg.data.val_split, train=False, test_resize=cfg.test.resize_to)
-        if cfg.train.eval_every else None
+        if cfg.train.eval_every
+        else None
     )
     criterion = build_loss(
         cfg.loss.ohem, cfg.loss.ohem_thresh, cfg.loss.ohem_min_kept, cfg.loss.class_weights, train_set.ignore_index
@@ -161,16 +175,24 @@ def train(cfg: SegConfig, out_dir: str | Path, resume: str | Path | None = None,
             f"loss.class_weights has {len(cfg.loss.class_weights)} values for {train_set.num_classes} classes"
         )
     trainer = Trainer(
-        model, train_set, cfg.train, out_dir, make_loss_fn(criterion),
+        model,
+        train_set,
+        cfg.train,
+        out_dir,
+        make_loss_fn(criterion),
         make_evaluate(cfg, val_set) if val_set is not None else None,
-        best_metric="mIoU" if val_set is not None else None, higher_is_better=True, dist=dist,
-        config_dict=config_to_dict(cfg), card=make_card(cfg, *class_info(cfg.data)),
+        best_metric="mIoU" if val_set is not None else None,
+        higher_is_better=True,
+        dist=dist,
+        config_dict=config_to_dict(cfg),
+        card=make_card(cfg, *class_info(cfg.data)),
     )
     return trainer.fit(resume=resume)
 
 
-def evaluate(cfg: SegConfig, weights: str | Path | None, device: str | None = None, split: str | None = None,
-             dist: Any = None) -> dict:
+def evaluate(
+    cfg: SegConfig, weights: str | Path | None, device: str | None = None, split: str | None = None, dist: Any = None
+) -> dict:
     """Score ``weights`` on ``split`` (default ``data.val_split``) of ``cfg`` with its test protocol.
 
     Loading is strict: weights of another class count are an error naming both counts.

@@ -43,8 +43,12 @@ def save_label_png(labels: np.ndarray, path: str | Path, palette: Sequence[Seque
 
 
 def overlay(
-    image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]],
-    class_names: Sequence[str] | None = None, alpha: float = 0.5, legend: bool = True,
+    image: np.ndarray,
+    labels: np.ndarray,
+    palette: Sequence[Sequence[int]],
+    class_names: Sequence[str] | None = None,
+    alpha: float = 0.5,
+    legend: bool = True,
 ) -> np.ndarray:
     """Blend the colour-coded labels over the RGB image; append a legend of the classes present."""
     colours = colorize(labels, palette)
