@@ -38,6 +38,7 @@ from hrnet.runtime import (
     OnnxRunner,
     TorchRunner,
     default_threads,
+    fastest_runtime,
     onnxruntime_available,
     optimize_for_inference,
     relative_error,
@@ -244,12 +245,12 @@ def build_paths(
     else:
         add("compile", lambda: CompileRunner(model, device))
         add("torchscript", lambda: _torchscript(model, example))
-    add("onnxruntime", lambda: OnnxRunner(model, device, threads))
+    add("onnxruntime", lambda: OnnxRunner(model, device, threads, cache=False))  # setup = the export
     if device.type == "cpu":
         add("openvino", lambda: _openvino(onnx_proto(), threads))
         add("openvino bf16", lambda: _openvino(onnx_proto(), threads, "bf16"))
-    auto = optimize_for_inference(model, "auto", device=device, check=False).runtime
-    auto_path = {"onnx": "onnxruntime", "torch": "fused+cl", "compile": "compile"}[auto]
+    # auto starts eager and moves to the fastest runtime once a job pays for it (bench_default_runtime.py)
+    auto_path = {"onnx": "onnxruntime", "torch": "fused+cl"}[fastest_runtime(device)]
     return paths, setup, auto_path
 
 
@@ -506,10 +507,10 @@ def main() -> None:
                 spec = Spec(spec.key, spec.name, spec.size, spec.batches, spec.skip, spec.repeats or repeats)
             bench_model(spec, device, wanted, repeats, peak)
     if "e2e" not in args.skip:
-        bench_pose_e2e(device, "auto", repeats)
+        bench_pose_e2e(device, fastest_runtime(device), repeats)
         bench_seg_e2e(
             device,
-            "auto",
+            fastest_runtime(device),
             "seg_hrnet_w18_small_v1" if args.quick else "seg_hrnet_w48",
             1 if not args.quick else repeats,
         )

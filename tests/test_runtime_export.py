@@ -72,14 +72,21 @@ def test_torch_runtime_matches_eager_on_any_batch(pose_model) -> None:
 
 
 def test_onnx_and_auto_runtimes_match_eager(pose_model) -> None:
-    runner = optimize_for_inference(pose_model, "auto", (1, 3, 64, 48))
-    assert runner.runtime == "onnx"  # onnxruntime is installed here, so auto picks it on the CPU
+    runner = optimize_for_inference(pose_model, "onnx", (1, 3, 64, 48), check=True)
+    assert runner.runtime == "onnx"
     for shape in [(3, 3, 64, 48), (2, 3, 96, 64)]:  # another batch, then another size (a second session)
         x = torch.randn(shape)
         with torch.no_grad():
             assert _rel(pose_model(x), runner(x)) < 1e-4
     assert set(runner.sessions) == {(64, 48), (96, 64)}
     assert runner.last_error is not None and runner.last_error < 1e-4  # the new session was checked
+    # auto on a CPU: a few images of a tiny model never pay for any setup, so they run eager, and the
+    # cached exports above (made by the "onnx" runner) are not even looked up (see test_runtime_cache.py)
+    auto = optimize_for_inference(pose_model, "auto", (1, 3, 64, 48))
+    x = torch.randn(3, 3, 64, 48)
+    out = auto(x)
+    with torch.no_grad():
+        assert auto.runtime == "auto" and auto.used == {(64, 48): "eager"} and _rel(pose_model(x), out) < 1e-5
 
 
 def test_runtime_errors(pose_model) -> None:

@@ -6,15 +6,13 @@ configuration, ``load_weights`` reads official / timm / mmpose / mmseg checkpoin
 ``optimize_for_inference`` give the fast inference paths the task facades use.
 """
 
-from hrnet.loader import load_model
+from hrnet.loader import create_model, list_models, load_model
 from hrnet.models.card import ModelCard, read_card
 from hrnet.models.complexity import model_complexity
 from hrnet.models.fuse import fuse
 from hrnet.models.weights import load_weights, read_state_dict, save_weights
-from hrnet.models.zoo import create_model, list_models
 from hrnet.runtime import optimize_for_inference
-
-__version__ = "0.2.0"
+from hrnet.version import __version__
 
 
 __all__ = [

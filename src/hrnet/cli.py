@@ -1,40 +1,50 @@
 """The `hrnet` command line: model verbs here, task verbs in each task's ``cli`` module.
 
-Each task package exposes ``add_subcommands(parser)``; it adds its own verbs (train / eval / predict)
-and binds each to a function ``f(args) -> int`` through ``set_defaults(func=...)``. Keeping the verbs
-next to the task code means the CLI and the Python API of a task are written side by side.
+Each task's spec (:mod:`hrnet.registry`) names its ``add_subcommands(parser)``; it adds the task's own
+verbs (train / eval / predict / check-data) and binds each to a function ``f(args) -> int`` through
+``set_defaults(func=...)``. Only the task named on the command line is imported, so the verbs of one task
+never pay for another's dependencies. Logging is configured here, once, for every verb.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
 
-# task name on the command line -> module that defines ``add_subcommands``
-_TASKS = {
-    "pose": ("hrnet.pose.cli", "human pose estimation (HRNetV1)"),
-    "seg": ("hrnet.segmentation.cli", "semantic segmentation (HRNetV2)"),
-    "cls": ("hrnet.classification.cli", "ImageNet-style classification (HRNet-Wx-C)"),
-    "det": ("hrnet.detection.cli", "object detection and instance segmentation (HRNetV2p)"),
-}
+from hrnet import registry
+from hrnet.cli_common import setup_logging
+from hrnet.export import add_export_parser
+from hrnet.loader import create_model, default_input_size, list_models
+from hrnet.models.complexity import model_complexity
+from hrnet.pose.demo import run_demo
+from hrnet.pretrained import add_pretrained_commands, format_pretrained_table, pretrained_table
+from hrnet.version import __version__
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from hrnet.models.zoo import list_models
-
-    for name in list_models(args.filter):
-        print(name)
+    if args.pretrained:
+        rows = [r for r in pretrained_table(args.task) if args.filter is None or args.filter in r["name"]]
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        else:
+            print("\n".join(format_pretrained_table(rows)))
+        return 0
+    names = list_models(args.filter, task=args.task)
+    if args.json:
+        by_task: dict[str, list[str]] = {}
+        for name in names:
+            by_task.setdefault(registry.spec_of_model(name).name, []).append(name)
+        print(json.dumps(by_task, indent=1))
+        return 0
+    for name in names:
+        print(f"{registry.spec_of_model(name).name:5} {name}")
     return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from hrnet.models.complexity import model_complexity
-    from hrnet.models.zoo import create_model, default_input_size
-
-    model = create_model(args.name)
+    model = create_model(args.name).eval()
     size = tuple(args.input_size) if args.input_size else default_input_size(args.name)
     info = {"name": args.name, "input_size": list(size), **model_complexity(model, size)}
     if args.json:
@@ -48,21 +58,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from hrnet.pose.demo import run_demo
-
     return run_demo(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed)
 
 
 def build_parser(load_tasks: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The argument parser; only the task verbs in ``load_tasks`` (default: all) are imported."""
-    from hrnet import __version__
-
     parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hrnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list model names")
+    p = sub.add_parser("list", help="list model names of every task")
     p.add_argument("filter", nargs="?", default=None, help="substring to filter names")
+    p.add_argument("--task", choices=registry.names(), default=None, help="only this task's models")
+    p.add_argument("--pretrained", action="store_true", help="the published weights (metric, input, licence, cached)")
+    p.add_argument("--json", action="store_true", help="print JSON ({task: [names]}, or the rows with --pretrained)")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("info", help="parameters and GFLOPs of a model")
@@ -78,14 +87,13 @@ def build_parser(load_tasks: Sequence[str] | None = None) -> argparse.ArgumentPa
     p.add_argument("--seed", type=int, default=0, help="seed for the synthetic data and the training")
     p.set_defaults(func=_cmd_demo)
 
-    from hrnet.export import add_export_parser
-
     add_export_parser(sub)
+    add_pretrained_commands(sub)
 
-    for task, (module, help_text) in _TASKS.items():
-        tp = sub.add_parser(task, help=help_text)
-        if load_tasks is None or task in load_tasks:
-            importlib.import_module(module).add_subcommands(tp)
+    for spec in registry.specs():
+        tp = sub.add_parser(spec.name, help=spec.help)
+        if load_tasks is None or spec.name in load_tasks:
+            spec.cli.load()(tp)
     return parser
 
 
@@ -93,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hrnet`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # import a task's module (and its heavier dependencies) only when its verbs are used
-    wanted = [a for a in argv[:1] if a in _TASKS]
+    wanted = [a for a in argv[:1] if a in registry.names()]
     args = build_parser(wanted).parse_args(argv)
+    setup_logging()
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, ImportError) as err:

@@ -14,16 +14,26 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import cv2
+import yaml
+from tqdm import tqdm
 
 from hrnet.atomic import write_json
+from hrnet.engine.config import load_config
+from hrnet.engine.rundir import make_run_dir as engine_make_run_dir
 from hrnet.inputs import Frame, InputFile, expand_inputs, read_frames, video_fps
-from hrnet.results import Result
+from hrnet.models.card import ModelCard
+from hrnet.results import RANDOM_WEIGHTS, Result, warn_random_weights
+from hrnet.runtime import RUNTIMES
 
 log = logging.getLogger("hrnet")
 RESULTS_FILE = "results.json"
+INTERRUPTED = "interrupted"  # results.json's stopped_by after Ctrl-C
+T = TypeVar("T")
 
 
 class BadInputError(ValueError):
@@ -52,6 +62,14 @@ def add_run_options(parser: argparse.ArgumentParser, example: str = "train.optim
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
+TRAIN_OUT_RULE = (
+    "Where it writes: --out OUT when OUT does not exist or is empty; otherwise a fresh OUT/run-NNN "
+    "(run-002, run-003, ...), so an earlier run is never overwritten; --exist-ok writes into OUT, replacing "
+    "an earlier run's files; --resume OUT/last.pt continues in the checkpoint's folder. The folder is "
+    "printed at the start and locked (OUT/train.lock) while the run writes."
+)
+
+
 def add_train_verb(
     sub: argparse._SubParsersAction,
     *,
@@ -61,14 +79,39 @@ def add_train_verb(
     func: Any,
     example: str = "train.optim.lr=5e-4",
 ) -> argparse.ArgumentParser:
-    """The ``train`` verb, identical for every task: ``--config``, ``--out``, ``--resume`` and the run options."""
-    p = sub.add_parser("train", help=help)
+    """The ``train`` verb, identical for every task: ``--config``, ``--out``, ``--resume``, ``--exist-ok`` and
+    the run options. ``args.out`` is None when ``--out`` is not given; :func:`train_out` resolves it."""
+    p = sub.add_parser(
+        "train",
+        help=help,
+        description=f"{help}. {TRAIN_OUT_RULE}",
+    )
     p.add_argument("--config", required=True, help=f"experiment YAML, e.g. {example_config}")
-    p.add_argument("--out", default=default_out, help="output folder (checkpoints, metrics.jsonl, config.yaml)")
-    p.add_argument("--resume", default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"run folder (checkpoints, metrics.jsonl, config.yaml, model_best.safetensors; default {default_out}): "
+        "used when it does not exist or is empty, else a fresh OUT/run-NNN is made in it",
+    )
+    p.add_argument(
+        "--resume", default=None, help="checkpoint to continue from (OUT/last.pt); the run continues in its folder"
+    )
+    p.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="write into --out itself even if an earlier run is there, replacing its files",
+    )
     add_run_options(p, example)
-    p.set_defaults(func=func)
+    p.set_defaults(func=func, default_out=default_out)
     return p
+
+
+def train_out(args: argparse.Namespace) -> str | None:
+    """The ``out`` of ``train(cfg, out, ...)``: ``--out``, else the task's default, else None with
+    ``--resume`` (the run continues in the checkpoint's folder)."""
+    if args.out is not None or args.resume is not None:
+        return args.out
+    return args.default_out
 
 
 def add_eval_verb(
@@ -121,9 +164,15 @@ def add_predict_verb(
     p.add_argument(
         "--weights",
         default=None,
-        help="weights file or hf-hub:org/repo; one written by hrnet carries its model card and is enough",
+        help="a zoo name (model.tag: hrnet list --pretrained; downloaded and verified once), a weights file, "
+        "an http(s) URL (#sha256=HEX checked) or hf-hub:org/repo[/file]; a carded file (the zoo's, or one "
+        "written by hrnet) is enough alone; default: the task's default zoo entry",
     )
-    p.add_argument("--model", default=None, help="model name for weights without a model card")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model name for weights without a model card (alone: random weights, for a quick check)",
+    )
     p.add_argument("--config", default=None, help="experiment YAML (model, labels, input size, test settings)")
     p.add_argument(
         "--out",
@@ -142,7 +191,7 @@ def add_predict_verb(
     p.add_argument(
         "--runtime",
         default="auto",
-        choices=("auto", "eager", "torch", "compile", "onnx"),
+        choices=RUNTIMES,
         help="how the network runs (default auto: the fastest installed runtime, checked against eager)",
     )
     add_run_options(p, example)
@@ -152,22 +201,9 @@ def add_predict_verb(
 
 def make_run_dir(out: str | Path, exist_ok: bool = False) -> Path:
     """A fresh ``out/run-NNN`` folder (created atomically, so two runs never share one), or ``out`` itself
-    with ``exist_ok``. A path that exists and is not a folder is an error naming it."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out}: --out exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    if exist_ok:
-        return out
-    taken = [int(p.name[4:]) for p in out.glob("run-*") if p.name[4:].isdigit()]
-    n = max(taken, default=0) + 1
-    while True:
-        run = out / f"run-{n:03d}"
-        try:
-            run.mkdir()
-            return run
-        except FileExistsError:
-            n += 1
+    with ``exist_ok``; the engine's rule (:func:`hrnet.engine.rundir.make_run_dir`), which training's
+    run folders share."""
+    return engine_make_run_dir(out, exist_ok)
 
 
 class _VideoSink:
@@ -177,7 +213,6 @@ class _VideoSink:
         self.source, self.path, self.writer = source, path.with_suffix(".mp4"), None
 
     def write(self, rgb) -> None:  # noqa: ANN001 - numpy array
-        import cv2
 
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +243,7 @@ def run_predict(
     predict: Callable[[list[Frame]], Sequence[Result]],
     info: dict[str, Any],
     notes: Sequence[str] = (),
+    plot_options: dict[str, Any] | None = None,
 ) -> int:
     """The predict loop of every task: inputs -> batches -> ``predict`` -> pictures + ``results.json``.
 
@@ -215,8 +251,11 @@ def run_predict(
     everything before it has been written; with it, bad inputs are listed under ``skipped``. The JSON
     records follow the input order; each holds the result's ``to_json()`` plus its output files.
     ``notes`` (how the inputs were interpreted) are printed with the summary and kept in the JSON.
+    An interrupted run (Ctrl-C) writes what it has done with ``stopped_by: "interrupted"`` and re-raises.
+    ``plot_options`` (the task's drawing flags) go to every ``result.save`` / ``result.plot``. A result's
+    :meth:`~hrnet.results.Result.warnings` are printed as ``warning: FILE: ...`` (once per file for a
+    video) besides being in its JSON record.
     """
-    from tqdm import tqdm
 
     files = expand_inputs(args.inputs)
     if args.batch_size < 1:
@@ -228,19 +267,26 @@ def run_predict(
     stopped: str | None = None
     progress = tqdm(total=len(files), unit="file", desc=f"{task} predict", disable=None, file=sys.stderr)
     last_file: Path | None = None
+    options = dict(plot_options or {})
+    warned: set[tuple[str, str]] = set()
 
     def handle(frames: list[Frame]) -> None:
         nonlocal last_file
         for frame, result in zip(frames, predict(frames) if frames else []):
+            where = str(frame.source.rel) if frame.source is not None else frame.name
+            for text in result.warnings():
+                if (where, text) not in warned:
+                    warned.add((where, text))
+                    print(f"warning: {where}: {text}", file=sys.stderr)
             output: Any = None
             if not args.no_save and frame.source is not None:
                 target = run_dir / frame.source.rel
                 if frame.source.is_video:
                     sink = sinks.setdefault(frame.source.path, _VideoSink(frame.source, target))
-                    sink.write(result.plot())
+                    sink.write(result.plot(**options))
                     output = str(sink.path.relative_to(run_dir))
                 else:
-                    output = [str(p.relative_to(run_dir)) for p in result.save(target)]
+                    output = [str(p.relative_to(run_dir)) for p in result.save(target, **options)]
             record: dict[str, Any] = {**result.to_json(), "file": frame.name}
             if frame.source is not None and frame.source.is_video:
                 record["frame"] = frame.index
@@ -269,6 +315,9 @@ def run_predict(
                 handle(pending)
                 pending = []
         handle(pending)
+    except KeyboardInterrupt:  # Ctrl-C: what was done is written, and the report says the run stopped early
+        stopped = INTERRUPTED
+        raise
     finally:
         progress.close()
         for sink in sinks.values():
@@ -287,7 +336,7 @@ def run_predict(
         write_json(run_dir / RESULTS_FILE, report, indent=1)
         emit_json(report, args.json)
         extra = f", {len(skipped)} skipped (bad input)" if skipped else ""
-        stop = " (stopped by a bad input)" if stopped else ""
+        stop = " (interrupted)" if stopped == INTERRUPTED else " (stopped by a bad input)" if stopped else ""
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         print(
@@ -295,3 +344,110 @@ def run_predict(
             file=sys.stderr,
         )
     return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# predict with carded weights: --config / --set change test-time settings only
+
+
+def _config_keys(config: str | Path | None) -> list[str]:
+    """The dotted leaf keys a YAML config file sets (``test.flip_test``, ``model.overrides.width``); a file
+    that cannot be read gives none here (:func:`hrnet.engine.config.load_config` reports it)."""
+    if config is None or not Path(config).is_file():
+        return []
+    try:
+        data = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return []
+    keys: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        elif prefix:
+            keys.append(prefix[:-1])
+
+    walk(data, "")
+    return keys
+
+
+def _matches(key: str, patterns: Sequence[str]) -> bool:
+    """``key`` is one of ``patterns`` (or below one); a pattern ending in "." is a prefix."""
+    return any(key.startswith(p) if p.endswith(".") else key == p or key.startswith(p + ".") for p in patterns)
+
+
+def _lookup(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = cfg[part] if isinstance(cfg, dict) else getattr(cfg, part)
+    return cfg
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))  # tuples -> lists, for comparing with a card's JSON
+
+
+def config_over_card(
+    cls: type[T],
+    config: str | Path | None,
+    overrides: Sequence[str],
+    *,
+    weights: str | Path,
+    card: ModelCard,
+    test_keys: Sequence[str] = ("test.",),
+    applied: Collection[str] = (),
+    network: Mapping[str, tuple[Callable[[T], Any], Any]] | None = None,
+    unit: str = "outputs",
+) -> tuple[T, dict[str, Any]]:
+    """``--config`` / ``--set`` of ``hrnet <task> predict`` on top of carded ``weights``: the card fixes the
+    network, so only test-time settings apply. One rule for the four tasks.
+
+    ``test_keys`` are the dotted keys predict may change (a pattern ending in "." is a prefix, e.g.
+    ``test.``). A ``--set`` of any other key is an error naming it; ``model.*`` and the keys of ``network``
+    are said to change the network. A config file may hold the experiment's other sections (they are
+    ignored), but a ``network`` key it sets to another value than the card's is an error too: ``network``
+    maps a dotted key to (how to read it from the config, the card's value). Returns the loaded config and
+    the ``applied`` test-time keys that were given (in the file or by ``--set``) with their values; a
+    ``--set`` test key predict does not use is logged as such.
+    """
+    network = dict(network or {})
+    allowed = ", ".join(k + "*" if k.endswith(".") else k for k in test_keys)
+    what = f"the carded weights {weights} ({card.model}, {card.num_outputs} {unit})"
+    tail = f"only {allowed} settings apply"
+    set_keys: list[str] = []
+    for override in overrides:
+        key = override.split("=", 1)[0].strip()
+        if _matches(key, test_keys):
+            set_keys.append(key)
+        elif key.startswith("model.") or _matches(key, list(network)):
+            raise ValueError(f"--set {override}: changes the network of {what}; {tail}")
+        else:
+            raise ValueError(f"--set {override}: not a predict setting for {what}; {tail}")
+    cfg = load_config(cls, config, overrides)
+    file_keys = _config_keys(config)
+    for key, (read, theirs) in network.items():
+        if any(_matches(k, [key]) for k in file_keys):
+            mine = read(cfg)
+            if _plain(mine) != _plain(theirs):
+                raise ValueError(
+                    f"--config {config}: {key} {mine!r} changes the network of {what}, which has {theirs!r}; {tail}"
+                )
+    given: dict[str, Any] = {}
+    for key in dict.fromkeys([*file_keys, *set_keys]):
+        if key in applied:
+            given[key] = _lookup(cfg, key)
+        elif key in set_keys:
+            log.warning("--set %s: predict does not use this setting (evaluation or training only)", key)
+    return cfg, given
+
+
+def weights_entry(facade: Any, weights: str | Path | None, model: str) -> str:
+    """The ``weights`` of a predict's ``results.json``: the file given, or ``"random"`` without one. The
+    facade then marks its results as random too, and the console says so once (a facade built from a bare
+    name has already said it; one handed a built network, as ``--config`` does, learns it here)."""
+    if weights is not None:
+        return str(weights)
+    if not facade.random_weights:
+        facade.random_weights = True
+        warn_random_weights(model)
+    return RANDOM_WEIGHTS

@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from hrnet.cli_common import add_json_option, add_run_options, emit_json
+
 SEVERITIES = ("error", "warning", "note")
 EXAMPLES_KEPT = 50  # per kind, in memory and in the JSON (counts are always complete)
 
@@ -131,7 +133,6 @@ def add_check_data_verb(
 ) -> argparse.ArgumentParser:
     """The ``check-data`` verb, the same for every task: ``--config``, ``--quick``, ``--json [OUT]``,
     ``--examples N`` and ``--set`` / ``--debug``. ``func(args) -> int`` returns 0 (no errors) or 1."""
-    from hrnet.cli_common import add_json_option, add_run_options
 
     p = sub.add_parser(
         "check-data",
@@ -155,7 +156,6 @@ def add_check_data_verb(
 
 def finish_check(report: DataReport, args: argparse.Namespace) -> int:
     """Print the report as ``check-data`` asked (table, or JSON with ``--json``) and return the exit status."""
-    from hrnet.cli_common import emit_json
 
     if getattr(args, "json", None) is not None:
         emit_json(report.to_dict(), args.json)

@@ -16,7 +16,8 @@ cls    ``logits`` (N, C)              ``scores`` (N, k) softmax, ``indices`` (N,
 
 The model card (JSON) is stored in the ONNX ``metadata_props`` under :data:`hrnet.models.card.CARD_KEY`
 (and as a TorchScript extra file of that name), next to ``hrnet.outputs`` / ``hrnet.decode`` entries.
-This module is above the task packages (like the CLI): it imports a task's decode module by the card's task.
+This module is above the task packages (like the CLI): each task's spec (:mod:`hrnet.registry`) declares
+its output names and its decoder, and a task without one (detection) cannot be exported.
 """
 
 from __future__ import annotations
@@ -29,103 +30,79 @@ from typing import Any
 import torch
 from torch import nn
 
-from hrnet import atomic
-from hrnet.models.card import CARD_KEY, ModelCard
+from hrnet import atomic, registry
+from hrnet.loader import load_model, model_from_card
+from hrnet.models.card import CARD_KEY, ModelCard, card_from_metadata, read_card
 from hrnet.models.fuse import fuse
-from hrnet.runtime import ONNX_OPSET, quiet_exporter, relative_error, to_onnx
+from hrnet.models.sources import looks_like_weights
+from hrnet.models.weights import load_weights
+from hrnet.pretrained import entry, is_zoo_name, resolve_weights
+from hrnet.registry import ExportSpec
+from hrnet.runtime import ONNX_OPSET, ort_session, quiet_exporter, relative_error, to_onnx
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
-RAW_OUTPUTS = {"pose": ["heatmaps"], "seg": ["logits"], "cls": ["logits"]}
-DECODED_OUTPUTS = {"pose": ["keypoints", "scores"], "seg": ["labels"], "cls": ["scores", "indices"]}
-ZOO_TASKS = {"pose_": "pose", "seg_": "seg"}  # name prefix -> task; no prefix: classification
 
 
-def _zoo_card(name: str, input_size: tuple[int, int] | None) -> ModelCard:
-    """A card for a zoo name: COCO keypoints, Cityscapes classes or ImageNet classes, the paper's input size."""
-    from hrnet.models.zoo import default_input_size
-
-    task = next((t for p, t in ZOO_TASKS.items() if name.startswith(p)), "cls")
-    size = list(input_size or default_input_size(name))
-    if task == "pose":
-        from hrnet.pose.keypoints import load_keypoint_set
-        from hrnet.pose.model import keypoint_set_to_dict
-
-        ks = load_keypoint_set("coco")
-        return ModelCard(
-            task="pose",
-            model=name,
-            num_outputs=ks.num_keypoints,
-            labels=list(ks.names),
-            input_size=size,
-            meta={"keypoint_set": keypoint_set_to_dict(ks)},
-            test={"flip_test": True, "shift_heatmap": True, "dark": False},
-        )
-    if task == "seg":
-        from hrnet.segmentation.labels import dataset_classes
-
-        names, palette, pairs = dataset_classes("cityscapes")
-        return ModelCard(
-            task="seg",
-            model=name,
-            num_outputs=len(names),
-            labels=names,
-            input_size=size,
-            meta={"palette": [list(c) for c in palette], "flip_pairs": [list(p) for p in pairs]},
-        )
-    from hrnet.classification.classes import imagenet_classes
-
-    classes = imagenet_classes()
-    return ModelCard(task="cls", model=name, num_outputs=len(classes), labels=[n for _, n in classes], input_size=size)
+def _export_spec(card: ModelCard, source: object) -> ExportSpec:
+    """The task's export declaration; tasks without one (detection) are refused with one line."""
+    spec = registry.get(card.task).export
+    if spec is None:
+        exportable = ", ".join(s.name for s in registry.specs() if s.export is not None)
+        raise ValueError(f"{source}: export supports {exportable} models, not {card.task!r}")
+    return spec
 
 
 def load_source(
-    source: str | Path, pretrained: bool = False, input_size: tuple[int, int] | None = None
+    source: str | Path,
+    pretrained: bool = False,
+    input_size: tuple[int, int] | None = None,
+    weights: str | Path | None = None,
 ) -> tuple[nn.Module, ModelCard]:
-    """The eval-mode model and its card, from a carded weights file or a zoo name (random or pretrained weights)."""
-    text = str(source)
-    path = Path(text)
-    if path.suffix in (".safetensors", ".pth", ".pt", ".bin") or path.exists() or text.startswith("hf-hub:"):
-        if not text.startswith("hf-hub:") and not path.is_file():
-            raise FileNotFoundError(f"{path}: no such weights file")
-        from hrnet.loader import load_model
+    """The eval-mode model and its card.
 
+    ``source`` is any weights argument (a zoo name such as ``pose_hrnet_w32.coco_256x192``, a carded file, a
+    URL or hub name: :func:`hrnet.pretrained.resolve_weights`), or a model name: random weights, the weights
+    of its default zoo tag with ``pretrained``, or ``weights`` of any form, e.g. an official uncarded ``.pth``
+    (loaded strictly into the task's default card of that name: the paper dataset's labels and input size).
+    """
+    text = str(source)
+    named = not (looks_like_weights(text) or is_zoo_name(source))
+    if weights is not None and not named:
+        raise ValueError(f"{source} is weights already: give --weights only beside a model name")
+    if pretrained and (weights is not None or not named):
+        raise ValueError("--pretrained applies to a bare model name without --weights")
+    if pretrained:
+        text = entry(text).name  # the default tag; one line naming the models with weights when it has none
+    if weights is None and (not named or pretrained):
         model = load_model(text)
         card = model.card
     else:
-        from hrnet.models.zoo import create_from_card
-
-        card = _zoo_card(text, input_size)
-        model = create_from_card(card)
-        if pretrained:
-            from hrnet.models.weights import load_pretrained
-
-            load_pretrained(model, text, True)
-    if card.task not in RAW_OUTPUTS:
-        raise ValueError(f"{source}: export supports pose, seg and cls models, not {card.task!r}")
+        spec = registry.spec_of_model(text)
+        path = resolve_weights(weights) if weights is not None else None
+        carded = read_card(path) if path is not None else None
+        if carded is not None:
+            if carded.model != text:
+                raise ValueError(f"{weights}: the weights are a {carded.model}, not a {text}; pass the file alone")
+            model = load_model(path)
+            card = model.card
+        else:
+            if spec.default_card is None:
+                raise ValueError(f"{source}: export supports {spec.name} models only from a carded weights file")
+            card = spec.default_card.load()(text, input_size)
+            model = model_from_card(card)
+            if path is not None:
+                try:
+                    load_weights(model, path, on_head_mismatch="error")
+                except ValueError as err:
+                    raise ValueError(f"{weights}: {err}") from err
+    _export_spec(card, source)
     return model.eval(), card
 
 
 def decoded_module(model: nn.Module, card: ModelCard, flip: bool = False, topk: int = 5) -> nn.Module:
     """``model`` wrapped by its task's in-graph decoder (the card says the task, keypoint pairs, classes)."""
-    if card.task == "pose":
-        from hrnet.pose.decode import PoseDecoder
-
-        pairs = card.meta.get("keypoint_set", {}).get("flip_pairs", []) if flip else None
-        shift = bool(card.test.get("shift_heatmap", True))
-        return PoseDecoder(model, flip_pairs=pairs, shift=shift, num_joints=card.num_outputs)
-    if card.task == "seg":
-        from hrnet.segmentation.decode import SegDecoder
-
-        perm = None
-        if flip and card.meta.get("flip_pairs"):
-            from hrnet.segmentation.labels import flip_permutation
-
-            perm = flip_permutation(card.num_outputs, [tuple(p) for p in card.meta["flip_pairs"]])
-        return SegDecoder(model, flip=flip, flip_perm=perm)
-    from hrnet.classification.decode import ClsDecoder
-
-    return ClsDecoder(model, topk=topk, num_classes=card.num_outputs)
+    return _export_spec(card, card.model).decoder.load()(model, card, flip, topk)
 
 
 def export(
@@ -143,8 +120,10 @@ def export(
     opset: int = ONNX_OPSET,
     pretrained: bool = False,
     check: bool = True,
+    weights: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write ``source`` (weights file, zoo name, or module + ``card``) as ONNX or TorchScript; returns a summary.
+    """Write ``source`` (weights, a model name with ``weights`` or ``pretrained``, or module + ``card``) as
+    ONNX or TorchScript; returns a summary (see :func:`load_source` for the sources).
 
     ``input_size`` (H, W) defaults to the card's; ``batch_size`` is the exported batch (dynamic with
     ``dynamic_batch``); ``flip`` adds the flip test to a decoded pose / seg graph; ``topk`` sizes the
@@ -159,7 +138,7 @@ def export(
             raise ValueError("exporting a module needs its model card (card=)")
         model = source.eval()
     else:
-        model, card = load_source(source, pretrained, input_size)
+        model, card = load_source(source, pretrained, input_size, weights)
     size = tuple(int(v) for v in (input_size or card.input_size or ()))
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"{card.model}: give --input-size H W (the card has no input size)")
@@ -172,7 +151,8 @@ def export(
     net = fuse(model).cpu()
     module = decoded_module(net, card, flip, topk) if decode else net
     module.eval()
-    names = (DECODED_OUTPUTS if decode else RAW_OUTPUTS)[card.task]
+    spec = _export_spec(card, source if not isinstance(source, nn.Module) else card.model)
+    names = list(spec.decoded_outputs if decode else spec.raw_outputs)
     if output is None:
         stem = Path(str(source)).stem if not isinstance(source, nn.Module) else card.model
         output = Path(f"{stem}{'-decode' if decode else ''}{SUFFIX[format]}")
@@ -211,8 +191,6 @@ def export(
 
 def _run_exported(path: Path, format: str, x: torch.Tensor) -> list[torch.Tensor]:
     if format == "onnx":
-        from hrnet.runtime import ort_session
-
         sess = ort_session(path.read_bytes(), torch.device("cpu"))
         return [torch.from_numpy(o) for o in sess.run(None, {sess.get_inputs()[0].name: x.numpy()})]
     with quiet_exporter():
@@ -238,8 +216,6 @@ def read_onnx_card(path: str | Path) -> ModelCard | None:
     """The model card stored in an exported ONNX file's metadata (None when it has none)."""
     import onnx
 
-    from hrnet.models.card import card_from_metadata
-
     proto = onnx.load(str(path), load_external_data=False)
     return card_from_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
 
@@ -251,7 +227,18 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="export a model to ONNX or TorchScript (optionally with decoding)",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("source", metavar="WEIGHTS_OR_NAME", help="a weights file with a model card, or a zoo name")
+    p.add_argument(
+        "source",
+        metavar="WEIGHTS_OR_NAME",
+        help="a zoo name (model.tag, hrnet list --pretrained), a carded weights file, URL or hf-hub: name, "
+        "or a model name (with --weights, --pretrained, or alone: random weights)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights for a model name: a file without a model card (official / mmpose / mmseg / timm), "
+        "a zoo name, a URL or an hf-hub: name",
+    )
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("-o", "--output", default=None, help="output file (default: <name>[-decode].onnx|.pt here)")
     p.add_argument(
@@ -272,7 +259,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--batch-size", type=int, default=1, help="exported batch size (default 1)")
     p.add_argument("--dynamic-batch", action="store_true", help="make the batch axis dynamic")
     p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (>= 17, default {ONNX_OPSET})")
-    p.add_argument("--pretrained", action="store_true", help="zoo name: load the published ImageNet weights")
+    p.add_argument("--pretrained", action="store_true", help="model name: the published weights of its default zoo tag")
     p.add_argument("--no-check", action="store_true", help="skip running the written file against eager")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -297,6 +284,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         opset=args.opset,
         pretrained=args.pretrained,
         check=not args.no_check,
+        weights=args.weights,
     )
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from hrnet.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError, as_rgb_array, read_image
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class Frame:
         return f"{base}#{self.index}" if self.source.is_video else base
 
 
+def is_url(text: str) -> bool:
+    """Whether ``text`` is a URL (``scheme://...``) rather than a path."""
+    return _URL.match(text) is not None
+
+
 def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
@@ -63,11 +71,17 @@ def expand_inputs(sources: Sequence[str | Path]) -> list[InputFile]:
     """Files, folders (searched recursively, sorted) and quoted globs -> image / video files.
 
     A missing path, a folder or glob without media, or a file of an unknown type is a
-    ``FileNotFoundError`` / ``ValueError`` naming it. Files listed twice are run once.
+    ``FileNotFoundError`` / ``ValueError`` naming it. Files listed twice are run once. A URL
+    (``rtsp://``, ``http://`` ...) is named as given, never read as a path (which would fold its ``//``).
     """
     found: list[Path] = []
     for src in sources:
         text = str(src)
+        if is_url(text) and not Path(text).exists():
+            raise ValueError(
+                f"{text}: cannot open a URL (streams and downloads are not supported yet); "
+                f"save the images or video to a file and pass its path"
+            )
         path = Path(text)
         if path.is_dir():
             media = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
@@ -98,7 +112,6 @@ def expand_inputs(sources: Sequence[str | Path]) -> list[InputFile]:
 
 def read_frames(files: Iterable[InputFile]) -> Iterator[Frame]:
     """Frames of ``files`` in order: one per image, every frame of a video (decoded lazily)."""
-    import cv2
 
     for f in files:
         if not f.is_video:
@@ -127,7 +140,6 @@ def read_frames(files: Iterable[InputFile]) -> Iterator[Frame]:
 
 def video_fps(path: Path) -> float:
     """Frames per second of a video file (25 when the container does not say)."""
-    import cv2
 
     cap = cv2.VideoCapture(str(path))
     try:

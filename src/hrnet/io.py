@@ -7,6 +7,8 @@ raises :class:`ImageReadError` naming the path and the reason.
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +25,66 @@ class ImageReadError(ValueError):
     """An image file is missing, empty or cannot be decoded."""
 
 
+def read_pixel_limit() -> int:
+    """The largest image :func:`read_image` decodes, in pixels: PIL's decompression-bomb limit, twice
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (178,956,970 px by default, e.g. 16384 x 10922), so a 108-megapixel
+    photo reads silently (PIL's warning above 89 MP is not shown) and a larger file is refused in one line.
+    Raise ``PIL.Image.MAX_IMAGE_PIXELS`` in Python to read larger images on purpose (None: no limit, 0 here)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return 2 * int(limit) if limit else 0
+
+
+def _too_large(path: Path, err: Exception) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(found.group(1)) / 1e6:.0f}-megapixel image" if found else "image"
+    return (
+        f"{path}: {size} is above the reader's limit of {read_pixel_limit() / 1e6:.0f} MP (PIL's guard against "
+        f"decompression bombs: 2 x PIL.Image.MAX_IMAGE_PIXELS); downscale the file, or raise that limit in Python"
+    )
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read ``path`` as an RGB uint8 array (H, W, 3); grayscale / palette / RGBA are converted."""
+    """Read ``path`` as an RGB uint8 array (H, W, 3); grayscale / palette / RGBA are converted.
+
+    Images up to :func:`read_pixel_limit` pixels are read without PIL's decompression-bomb warning; a
+    larger one raises :class:`ImageReadError` naming the file and its size. An RGB file is not copied
+    once more by a conversion (a 108-megapixel photo is 324 MB)."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: image file not found")
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                raise ImageReadError(f"{path}: {im.mode} image (16-bit or float) is not an 8-bit colour image")
-            rgb = im.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                    raise ImageReadError(f"{path}: {im.mode} image (16-bit or float) is not an 8-bit colour image")
+                arr = np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(_too_large(path, err)) from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageReadError(f"{path}: cannot decode image ({err})") from err
-    arr = np.asarray(rgb, dtype=np.uint8)
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageReadError(f"{path}: image has zero size {arr.shape[:2]}")
     return arr
+
+
+def image_size(path: str | Path, decode: bool = False) -> tuple[int, int]:
+    """(width, height) of an image file from its header, or (``decode``) after decoding every pixel.
+
+    The header is what a quick data check can afford; decoding also catches truncated files. A missing
+    file raises ``FileNotFoundError``, an unreadable one :class:`ImageReadError`, both naming the path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as im:
+            if decode:
+                im.load()
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(f"{path}: cannot {'decode' if decode else 'read'} image ({err})") from err
 
 
 def as_rgb_array(image: str | Path | np.ndarray) -> np.ndarray:

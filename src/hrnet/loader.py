@@ -1,95 +1,82 @@
-"""``hrnet.load_model``: a trained model back from its weights file alone, through the model card.
+"""Any task's model by name or from its weights file, dispatched through the task registry.
 
-The card names the task; each task's ``model.py`` knows how to build its networks
-(``model_from_card``). This module is above the task packages (like the CLI), so importing a task
-here by name is the one dispatch point; the tasks themselves never import each other.
+:func:`load_model` rebuilds a trained model from its weights file alone (the card names the task);
+:func:`create_model` builds any named network of any task; :func:`list_models` lists every task's names.
+This module is above the task packages (like the CLI) and reaches them only through their specs
+(:mod:`hrnet.registry`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
+from hrnet import registry
 from hrnet.models.card import ModelCard, read_card
-from hrnet.models.weights import load_weights, resolve_source
+from hrnet.models.resolve import load_carded
+from hrnet.pretrained import entry, is_zoo_name, resolve_weights
 
-TASK_MODELS = {
-    "pose": "hrnet.pose.model",
-    "seg": "hrnet.segmentation.model",
-    "cls": "hrnet.classification.model",
-    "det": "hrnet.detection.model",
-}
+
+def model_from_card(card: ModelCard) -> nn.Module:
+    """The (unloaded) network of ``card``, built by its task (which checks the card first)."""
+    return registry.get(card.task).model_from_card.load()(card)
 
 
 def load_model(src: str | Path, task: str | None = None) -> nn.Module:
-    """Build the model described by the card of ``src`` (a file or ``hf-hub:org/repo[/file]``) and load
-    its weights strictly; the card is kept as ``model.card``. ``task`` optionally asserts the task.
+    """Build the model described by the card of ``src`` and load its weights strictly; the card is kept as
+    ``model.card``. ``src`` is any weights argument (:func:`hrnet.pretrained.resolve_weights`): a carded
+    file, a zoo name (``pose_hrnet_w32.coco_256x192``), an ``http(s)://`` URL or ``hf-hub:org/repo[/file]``.
+    ``task`` optionally asserts the task.
 
     A file without a card (official ``.pth``, timm, mmpose, mmseg) cannot say what it is: build the
     model with :func:`hrnet.create_model` and load it with :func:`hrnet.load_weights` instead.
     """
-    path = resolve_source(src)
+    path = resolve_weights(src)
     card = read_card(path)
-    if card is None:
-        raise ValueError(
-            f"{src}: this weights file has no model card (official, timm, mmpose or mmseg files "
-            f"have none): give the model name too, e.g. create_model(name) + load_weights(model, path)"
-        )
-    if task is not None and card.task != task:
-        raise ValueError(f"{src}: this is a {card.task!r} model ({card.model}), not a {task!r} model")
-    model = model_from_card(card)
-    load_weights(model, path, on_head_mismatch="error")
-    model.card = card
-    return model.eval()
+    own = task if task is not None else (card.task if card is not None else "")
+    return load_carded(path, own, model_from_card)
 
 
-def model_from_card(card: ModelCard) -> nn.Module:
-    """The (unloaded) network of ``card``, built by its task's ``model_from_card``."""
-    return import_module(TASK_MODELS[card.task]).model_from_card(card)
+def create_model(name: str, pretrained: bool | str | Path = False, **kwargs: Any) -> nn.Module:
+    """Any task's network by model name (``pose_hrnet_w32``, ``faster_rcnn_hrnet_w32``, ``hrnet_w48``).
 
-
-def _looks_like_file(text: str) -> bool:
-    return (
-        text.startswith("hf-hub:")
-        or Path(text).suffix in (".safetensors", ".pth", ".pt", ".bin")
-        or Path(text).is_file()
-    )
-
-
-def resolve_model(
-    task: str, source: str | Path | nn.Module, weights: str | Path | None, build: Callable[[str], nn.Module]
-) -> tuple[nn.Module, ModelCard | None]:
-    """The network behind a facade's first two arguments, and its card when it has one.
-
-    ``source`` is a carded weights file (or ``hf-hub:``), a model name, or a built module; ``weights``
-    a file to load into a name or module. A carded file rebuilds its own network (the card must be of
-    ``task``); a name without a card is built by ``build(name)`` from the facade's explicit arguments.
-    Loading is strict and a head of another size is an error, never a silent re-initialisation.
+    ``pretrained=True`` gives a pose, segmentation or detection name the published weights of its default
+    tag (``pose_hrnet_w32`` -> ``pose_hrnet_w32.coco_256x192``, downloaded once, with its card), and a
+    classification name the official ImageNet weights from the hub (fine-tuning keywords such as
+    ``num_classes`` apply there). A zoo name (``pose_hrnet_w48.coco_384x288``, as ``name`` or as
+    ``pretrained``) loads those weights; a file as ``pretrained`` is the task's training start.
     """
-    if isinstance(source, nn.Module):
-        model, card = source, getattr(source, "card", None)
-        if weights is not None:
-            card = read_card(weights) or card
-            load_weights(model, weights, on_head_mismatch="error")
-        return model, card
-    text = str(source)
-    if weights is None and _looks_like_file(text):
-        model = load_model(text, task=task)
-        return model, model.card
-    card = read_card(weights) if weights is not None else None
-    if card is not None:
-        if card.task != task:
-            raise ValueError(f"{weights}: this is a {card.task!r} model ({card.model}), not a {task!r} model")
-        if card.model != text:
+    spec = registry.spec_of_model(name)
+    zoo = name if is_zoo_name(name) else pretrained if is_zoo_name(pretrained) else None
+    if zoo is None and pretrained is True and spec.name != "cls":
+        zoo = entry(name).name  # the default tag; one line naming the models with weights when it has none
+    if zoo is not None:
+        if kwargs:
             raise ValueError(
-                f"{weights}: the weights are a {card.model}, not a {text}; pass the file alone to use its own model"
+                f"{zoo}: published weights come with their own network; build options {sorted(kwargs)} "
+                "do not apply (fine-tune from them with a training config instead)"
             )
-        model = model_from_card(card)
-    else:
-        model = build(text)
-    if weights is not None:
-        load_weights(model, weights, on_head_mismatch="error")
-    return model, card
+        model = load_model(zoo, task=spec.name)
+        if not is_zoo_name(name) and model.card.model != name and entry(name).model != model.card.model:
+            raise ValueError(f"{zoo} are weights of {model.card.model}, not of {name}")
+        return model
+    if pretrained is not False:
+        kwargs["pretrained"] = pretrained
+    return spec.create_model.load()(name, **kwargs)
+
+
+def default_input_size(name: str) -> tuple[int, int]:
+    """The (H, W) input of the paper's tables for a model name of any task."""
+    return tuple(registry.spec_of_model(name).default_input_size.load()(name))
+
+
+def list_models(filter: str | None = None, task: str | None = None) -> list[str]:
+    """Every task's published configurations by name (any other width works too), task by task; only
+    those of ``task`` and those containing ``filter`` when given."""
+    out = []
+    for spec in registry.specs() if task is None else (registry.get(task),):
+        names = spec.list_models.load()()
+        out += [n for n in names if registry.spec_of_model(n) is spec and (filter is None or filter in n)]
+    return out

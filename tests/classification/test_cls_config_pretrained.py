@@ -57,7 +57,7 @@ def test_pretrained_file_reinitialises_a_classifier_of_another_size(tmp_path, ca
         stage1_channels=16,
     )
     with caplog.at_level(logging.WARNING, logger="hrnet"):
-        model = build_model(cfg)
+        model = build_model(ClsConfig(model=cfg))
     assert "predict 1000 classes, the model 21: classifier re-initialised" in caplog.text
     key = "final_layer.0.weight"  # the head's 1x1 conv to 2048 channels: loaded from the file
     torch.testing.assert_close(model.state_dict()[key], imagenet.state_dict()[key])
@@ -65,7 +65,7 @@ def test_pretrained_file_reinitialises_a_classifier_of_another_size(tmp_path, ca
 
 def test_weights_hub_uses_the_hub_download(tmp_path, monkeypatch, sample):
     """``Classifier(..., weights="hub")`` goes through the foundation's hub download (mocked: no network)."""
-    import hrnet.models.weights as weights_mod
+    import hrnet.models.sources as weights_mod
 
     torch.manual_seed(1)
     published = hrnet.create_model("hrnet_w18_small_v1", num_classes=1000, **TINY)

@@ -8,7 +8,7 @@ from PIL import Image
 
 import hrnet
 from hrnet.classification import Classifier
-from hrnet.classification.config import ClsModelConfig
+from hrnet.classification.config import ClsConfig, ClsModelConfig
 from hrnet.classification.model import build_model
 from hrnet.models.weights import HeadMismatchError
 
@@ -95,7 +95,9 @@ def test_checkpoint_with_another_class_count(tmp_path, sample):
         Classifier("hrnet_w18_small_v1", weights=path, num_classes=5, device="cpu", **TINY)
 
     # fine-tuning from it (model.pretrained): classifier re-initialised, everything else loaded
-    tuned = build_model(ClsModelConfig(name="hrnet_w18_small_v1", num_classes=5, pretrained=str(path), **TINY))
+    tuned = build_model(
+        ClsConfig(model=ClsModelConfig(name="hrnet_w18_small_v1", num_classes=5, pretrained=str(path), **TINY))
+    )
     assert tuned.classifier.weight.shape == (5, 2048)
     for key, value in source.state_dict().items():
         if not key.startswith("classifier."):

@@ -14,7 +14,8 @@ from hrnet.detection import HRNetV2pBackbone, build_detector, cascadercnn_hrnet,
 from hrnet.detection.cascade import CascadeRoIHeads
 from hrnet.detection.centernet import CenterNet, gaussian_radius
 from hrnet.detection.model import framework_of, parse_name
-from hrnet.detection.transforms import DetTransform, flip_index, hflip
+from hrnet.detection.transforms import DetTransform, hflip
+from hrnet.labels import flip_pairs_from_names, flip_permutation
 from hrnet.models.heads import HeadV2p
 
 from .conftest import TINY_BACKBONE
@@ -89,7 +90,10 @@ def test_cascade_settings():
     heads = model.roi_heads
     assert [m.high_threshold for m in heads.matchers] == [0.5, 0.6, 0.7]
     assert [m.low_threshold for m in heads.matchers] == [0.5, 0.6, 0.7]
-    assert [c.weights for c in heads.box_coders] == [(10, 10, 5, 5), (20, 20, 10, 10), (30, 30, 15, 15)]
+    # 1 / the configs' target stds (0.1, 0.1, 0.2, 0.2) / (0.05, 0.05, 0.1, 0.1) / (0.033, 0.033, 0.067, 0.067)
+    weights = [c.weights for c in heads.box_coders]
+    assert weights[:2] == [(10, 10, 5, 5), (20, 20, 10, 10)]
+    assert weights[2] == pytest.approx((30.303, 30.303, 14.925, 14.925), abs=1e-3)
     assert heads.stage_loss_weights == (1.0, 0.5, 0.25)
     assert all(p.bbox_pred.out_features == 4 and p.cls_score.out_features == 6 for p in heads.box_predictors)
 
@@ -151,14 +155,15 @@ def test_centernet_targets_decode_back_to_the_boxes():
 
 def test_flip_and_keypoint_mirror():
     names = ["nose", "left_eye", "right_eye", "left_ankle", "right_ankle"]
-    assert flip_index(names) == [0, 2, 1, 4, 3]
+    perm = flip_permutation(len(names), flip_pairs_from_names(names))
+    assert perm == [0, 2, 1, 4, 3]
     image = torch.arange(2 * 4, dtype=torch.float32).reshape(1, 2, 4)
     target = {
         "boxes": torch.tensor([[0.0, 0.0, 1.0, 2.0]]),
         "masks": torch.tensor([[[1, 0, 0, 0], [1, 0, 0, 0]]]),
         "keypoints": torch.tensor([[[0.5, 1, 2], [1.0, 1, 2], [3.0, 1, 2], [0, 0, 0], [0, 0, 0]]]),
     }
-    img2, t2 = hflip(image, target, flip_index(names))
+    img2, t2 = hflip(image, target, perm)
     assert torch.equal(img2[0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
     assert t2["boxes"].tolist() == [[3.0, 0.0, 4.0, 2.0]]  # the mask's column 0 becomes column 3
     assert t2["masks"][0, :, 3].tolist() == [1, 1]

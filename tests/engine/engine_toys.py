@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from hrnet.engine import OptimConfig, ScheduleConfig, TrainConfig, Trainer, cleanup, init_distributed
 from hrnet.engine.distributed import DistInfo, all_reduce_
 
 W_TRUE = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
@@ -85,8 +87,6 @@ class CrashAt:
 
 def ddp_cfg(batch_size: int, bn: bool):
     """The training settings shared by the 1-process and the 2-process runs of the DDP test."""
-    from hrnet.engine import OptimConfig, ScheduleConfig, TrainConfig
-
     return TrainConfig(
         epochs=2,
         batch_size=batch_size,
@@ -101,8 +101,6 @@ def ddp_cfg(batch_size: int, bn: bool):
 
 def run_toy_training(out_dir: str, dist, batch_size: int, bn: bool) -> tuple[dict, dict]:
     """Train the toy MLP (optionally with BatchNorm) and return (state_dict, last eval metrics)."""
-    from hrnet.engine import Trainer
-
     trainer = Trainer(
         make_mlp(bn=bn),
         ToyRegression(32),
@@ -119,10 +117,6 @@ def run_toy_training(out_dir: str, dist, batch_size: int, bn: bool) -> tuple[dic
 
 def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     """torch.multiprocessing.spawn target: join a gloo group through the torchrun-style environment."""
-    import os
-
-    from hrnet.engine import cleanup, init_distributed
-
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
     )

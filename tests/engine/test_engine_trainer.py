@@ -11,6 +11,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import hrnet
 from hrnet.engine import (
     OptimConfig,
     ScheduleConfig,
@@ -254,8 +255,6 @@ def test_tensorboard_missing_is_a_clear_error(tmp_path):
 
 def test_real_hrnet_model_trains_and_its_best_weights_load_back(tmp_path):
     """The engine on the library's smallest pose model (BatchNorm, many buffers) and ``hrnet.load_weights``."""
-    import hrnet
-
     torch.manual_seed(0)
     model = hrnet.create_model("pose_hrnet_w18_small_v1", num_joints=2)
     data = [(torch.randn(3, 32, 32), torch.rand(2, 8, 8)) for _ in range(4)]

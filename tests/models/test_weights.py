@@ -183,7 +183,7 @@ def test_pretrained_uses_hub_file(tmp_path, monkeypatch):
         asked.append((repo_id, filename))
         return local
 
-    monkeypatch.setattr("hrnet.models.weights.hub_download", fake_download)
+    monkeypatch.setattr("hrnet.models.sources.hub_download", fake_download)
     model = hrnet.create_model("hrnet_w18_small", pretrained=True).eval()
     assert asked == [("timm/hrnet_w18_small.ms_in1k", "model.safetensors")]
     x = torch.randn(1, 3, 96, 96)

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,11 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from hrnet.cli import main
 from hrnet.engine.config import load_config
 from hrnet.models.weights import save_weights
 from hrnet.pose.api import PoseEstimator
 from hrnet.pose.cli import add_subcommands
 from hrnet.pose.config import PoseConfig
+from hrnet.pose.evaluation import evaluate_coco
 from hrnet.pose.inference import predict_dataset
 from hrnet.pose.keypoints import COCO_KEYPOINTS
 from hrnet.pose.model import build_model
@@ -126,8 +129,6 @@ def test_cli_eval_writes_json(coco_dir, tmp_path, tiny_weights):
     metrics = json.loads(out.read_text())
     assert {"AP", "AP50", "AP75", "APM", "APL", "AR"} <= set(metrics)
     # the file holds what pycocotools says about the written results
-    from hrnet.pose.evaluation import evaluate_coco
-
     results = json.loads(res.read_text())
     assert len(results) >= 1 and len(results[0]["keypoints"]) == 51
     assert evaluate_coco(coco_dir / "person_keypoints_sample.json", results) == pytest.approx(metrics)
@@ -138,7 +139,13 @@ def test_api_matches_evaluation_path(coco_dir, tiny_weights):
     cfg = _cfg(coco_dir)
     model = build_model(cfg)
     est = PoseEstimator(
-        model, tiny_weights, keypoint_set=COCO_KEYPOINTS, input_size=(64, 48), flip_test=True, device="cpu"
+        model,
+        tiny_weights,
+        keypoint_set=COCO_KEYPOINTS,
+        input_size=(64, 48),
+        flip_test=True,
+        device="cpu",
+        detector=None,  # no boxes: the whole image
     )
     ds = build_dataset(cfg, train=False)
     rec = ds.records[0]
@@ -169,6 +176,8 @@ def test_cli_predict_with_boxes_file(coco_dir, tmp_path, tiny_weights):
             str(TINY),
             "--boxes",
             str(dets),
+            "--det-thr",  # every box of the file, however low its score (the default keeps those >= 0.5)
+            "0",
             "--out",
             str(tmp_path),
             "--no-flip",
@@ -280,3 +289,106 @@ def test_cli_predict_video_with_person_detector(coco_dir, tmp_path, tiny_weights
         len(p["keypoints"]) == 51 and r["file"] == "clip.avi#" + str(r["frame"]) for r in results for p in r["people"]
     )
     assert (tmp_path / "out" / "run-001" / "clip.mp4").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------ run folders
+QUICK = ["data.input_size=[48,64]", "train.eval_every=0", "train.max_iters_per_epoch=1", "train.batch_size=4"]
+
+
+def _train_cmd(coco_dir: Path, *args: str, sets: tuple[str, ...] = ()) -> int:
+    """``hrnet pose train --config tiny.yaml ARGS --device cpu --set ...``: one optimizer step per epoch."""
+    argv = ["pose", "train", "--config", str(TINY), *args, "--device", "cpu"]
+    return main([*argv, "--set", f"data.root={coco_dir}", *QUICK, "train.epochs=1", *sets])
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _where(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("training run: ")]
+
+
+def test_second_train_into_the_same_out_writes_a_new_run_folder(coco_dir, tmp_path, capsys):
+    out = tmp_path / "runs" / "x"
+    assert _train_cmd(coco_dir, "--out", str(out)) == 0
+    assert _where(capsys.readouterr().err) == [f"training run: {out}"]
+    first = _files(out)
+    assert {"model_best.safetensors", "best.pt", "last.pt", "config.yaml", "metrics.jsonl"} <= set(first)
+    assert "train.lock" not in first  # released at the end
+
+    assert _train_cmd(coco_dir, "--out", str(out)) == 0
+    run2 = out / "run-002"
+    assert _where(capsys.readouterr().err) == [
+        f"training run: {run2} ({out} holds an earlier run; --exist-ok would replace it)"
+    ]
+    after = _files(out)
+    assert {k: v for k, v in after.items() if not k.startswith("run-002")} == first  # byte for byte
+    second = _files(run2)
+    assert set(second) == set(first)
+    assert len(second["metrics.jsonl"].splitlines()) == len(first["metrics.jsonl"].splitlines())  # nothing appended
+
+
+def test_exist_ok_replaces_the_run_in_out(coco_dir, tmp_path, capsys):
+    out = tmp_path / "x"
+    assert _train_cmd(coco_dir, "--out", str(out)) == 0
+    capsys.readouterr()
+    assert _train_cmd(coco_dir, "--out", str(out), "--exist-ok", sets=("train.epochs=2",)) == 0
+    assert _where(capsys.readouterr().err) == [f"training run: {out} (--exist-ok: replacing the earlier run's files)"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["model_best.safetensors", "best.pt", "last.pt", "config.yaml", "metrics.jsonl"]
+    )
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]  # the second run's only
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+    assert load_config(PoseConfig, out / "config.yaml").train.epochs == 2
+
+
+def test_resume_continues_in_the_checkpoint_folder(coco_dir, tmp_path, capsys):
+    out = tmp_path / "x"
+    assert _train_cmd(coco_dir, "--out", str(out)) == 0
+    capsys.readouterr()
+    ckpt = out / "last.pt"
+    assert _train_cmd(coco_dir, "--resume", str(ckpt), sets=("train.epochs=2",)) == 0  # no --out needed
+    assert _where(capsys.readouterr().err) == [f"training run: {out} (continuing from {ckpt})"]
+    assert not (out / "run-002").exists() and not (out / "train.lock").exists()
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    # --out naming another folder than the checkpoint's: one line, exit 2, nothing written there
+    assert _train_cmd(coco_dir, "--resume", str(ckpt), "--out", str(tmp_path / "y")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"hrnet: error: --resume {ckpt} continues in its own folder {out}")
+    assert not (tmp_path / "y").exists()
+
+
+def test_a_held_lock_is_exit_2_naming_the_folder(coco_dir, tmp_path, capsys):
+    out = tmp_path / "x"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a live "other training"
+    try:
+        lock = out / "train.lock"
+        lock.write_text(f"{other.pid} {socket.gethostname()}\n")
+        assert _train_cmd(coco_dir, "--out", str(out), "--exist-ok") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        assert err[0].startswith(f"hrnet: error: {out}: another training (pid {other.pid}) is writing into this")
+        assert sorted(p.name for p in out.iterdir()) == ["train.lock"]  # nothing written, the lock untouched
+        assert lock.read_text() == f"{other.pid} {socket.gethostname()}\n"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_stale_lock_is_taken_over(coco_dir, tmp_path, capsys, caplog):
+    out = tmp_path / "x"
+    assert _train_cmd(coco_dir, "--out", str(out)) == 0
+    capsys.readouterr()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a training killed without cleaning up
+    dead.wait()
+    (out / "train.lock").write_text(f"{dead.pid} {socket.gethostname()}\n")
+    with caplog.at_level(logging.WARNING, logger="hrnet.engine"):
+        assert _train_cmd(coco_dir, "--resume", str(out / "last.pt"), sets=("train.epochs=2",)) == 0
+    assert f"taking over the stale lock {out / 'train.lock'} (pid {dead.pid}, no longer running)" in caplog.text
+    assert not (out / "train.lock").exists()
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from hrnet.labels import flip_permutation
 from hrnet.segmentation.datasets import LIPDataset
 from hrnet.segmentation.inference import predict_probs, slide_logits, whole_logits, window_starts
-from hrnet.segmentation.labels import flip_permutation
 from hrnet.segmentation.transforms import hflip_label, to_tensor
 
 

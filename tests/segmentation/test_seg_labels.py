@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from hrnet.labels import flip_permutation
 from hrnet.segmentation.datasets import CityscapesDataset, read_label
 from hrnet.segmentation.labels import (
     CITYSCAPES_CLASS_WEIGHTS,
@@ -14,7 +15,6 @@ from hrnet.segmentation.labels import (
     PASCAL_CONTEXT_CLASSES,
     cityscapes_id_to_train_id,
     default_palette,
-    flip_permutation,
 )
 
 # (labelId, trainId) for the 19 evaluated classes, written from the cityscapesScripts labels table

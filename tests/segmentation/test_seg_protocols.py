@@ -20,10 +20,11 @@ import torch.nn.functional as F
 import hrnet
 from hrnet.engine.config import load_config
 from hrnet.io import read_image
+from hrnet.labels import flip_permutation
 from hrnet.segmentation.config import SegConfig, SegTestConfig
 from hrnet.segmentation.datasets import CityscapesDataset, LIPDataset
 from hrnet.segmentation.inference import flush_windows, grid_windows, scaled_size, segment_image
-from hrnet.segmentation.labels import LIP_FLIP_PAIRS, flip_permutation
+from hrnet.segmentation.labels import LIP_FLIP_PAIRS
 from hrnet.segmentation.train import evaluate_dataset
 from hrnet.segmentation.transforms import to_tensor
 

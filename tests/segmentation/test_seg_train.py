@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -9,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import hrnet
 from hrnet.engine.config import load_config
 from hrnet.segmentation.config import SegConfig
-from hrnet.segmentation.train import build_dataset, build_model, evaluate_dataset, train
+from hrnet.segmentation.train import build_dataset, build_model, evaluate, evaluate_dataset, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "seg"
 
@@ -47,12 +50,20 @@ def test_short_training_run_writes_the_engine_outputs(tmp_path, city_root):
     cfg = _cfg(
         city_root, "data.repeat=2", "train.epochs=1", "train.eval_every=1", "loss.ohem=true", "loss.ohem_min_kept=1000"
     )
+    before = copy.deepcopy(cfg)
     metrics = train(cfg, tmp_path / "run", device="cpu")
+    assert cfg == before  # the caller's config is never changed
     assert set(metrics) == {"mIoU", "pixel_acc", "mean_acc"}
     for f in ("last.pt", "best.pt", "model_best.safetensors", "metrics.jsonl", "config.yaml"):
         assert (tmp_path / "run" / f).is_file(), f
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(x.get("type") == "eval" and "mIoU" in x for x in lines)
+    # evaluation neither: a training start file in the config is left as it is (and not loaded)
+    start = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=str(tmp_path / "start.pth")))
+    before = copy.deepcopy(start)
+    scores = evaluate(start, tmp_path / "run" / "model_best.safetensors", device="cpu")
+    assert start == before
+    assert scores["mIoU"] == pytest.approx(metrics["mIoU"], abs=1e-6)
 
 
 def test_overfits_one_cityscapes_frame(tmp_path, city_root):
@@ -67,8 +78,6 @@ def test_overfits_one_cityscapes_frame(tmp_path, city_root):
     print(f"overfit: {metrics} in {time.perf_counter() - start:.1f}s")
     assert metrics["mIoU"] >= 0.8
     # the saved best weights reproduce the score through the evaluation path
-    import hrnet
-
     model = build_model(cfg)
     hrnet.load_weights(model, tmp_path / "run" / "model_best.safetensors")
     again = evaluate_dataset(model, build_dataset(cfg.data, "val", train=False), cfg.test)

@@ -2,40 +2,24 @@
 
 ``Classifier`` predicts and evaluates; ``train`` runs the shared engine on a :class:`ClsConfig`;
 ``hrnet cls train | eval | predict`` is the command line (:mod:`hrnet.classification.cli`).
+
+Names are imported from their submodules on first use (:func:`hrnet.lazy.lazy_package`), so importing
+the package, as the task registry does, stays cheap.
 """
 
-from hrnet.classification.api import Classifier, ClassScore, ClsResult
-from hrnet.classification.classes import imagenet_class_names, imagenet_classes, read_class_names
-from hrnet.classification.config import ClsConfig, ClsDataConfig, ClsModelConfig, ClsTestConfig
-from hrnet.classification.datasets import ClassificationDataset, build_dataset, collate_skip
-from hrnet.classification.evaluation import evaluate_classifier
-from hrnet.classification.metrics import TopKMeter, topk_correct
-from hrnet.classification.model import build_model, make_card
-from hrnet.classification.train import evaluate, scaled_lr, train
-from hrnet.classification.transforms import eval_transform, train_transform
+from hrnet.lazy import lazy_package
 
-__all__ = [
-    "Classifier",
-    "ClassScore",
-    "ClsResult",
-    "ClsConfig",
-    "ClsDataConfig",
-    "ClsModelConfig",
-    "ClsTestConfig",
-    "ClassificationDataset",
-    "TopKMeter",
-    "build_dataset",
-    "build_model",
-    "collate_skip",
-    "eval_transform",
-    "evaluate",
-    "evaluate_classifier",
-    "imagenet_class_names",
-    "imagenet_classes",
-    "make_card",
-    "read_class_names",
-    "scaled_lr",
-    "topk_correct",
-    "train",
-    "train_transform",
-]
+__all__ = lazy_package(
+    __name__,
+    {
+        "hrnet.classification.api": ["Classifier", "ClassScore", "ClsResult"],
+        "hrnet.classification.classes": ["imagenet_class_names", "imagenet_classes", "read_class_names"],
+        "hrnet.classification.config": ["ClsConfig", "ClsDataConfig", "ClsModelConfig", "ClsTestConfig"],
+        "hrnet.classification.datasets": ["ClassificationDataset", "build_dataset", "collate_skip"],
+        "hrnet.classification.evaluation": ["evaluate_classifier"],
+        "hrnet.classification.metrics": ["TopKMeter", "topk_correct"],
+        "hrnet.classification.model": ["build_model", "make_card"],
+        "hrnet.classification.train": ["evaluate", "scaled_lr", "train"],
+        "hrnet.classification.transforms": ["eval_transform", "train_transform"],
+    },
+)

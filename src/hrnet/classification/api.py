@@ -22,18 +22,23 @@ from PIL import Image
 from torch import Tensor, nn
 
 from hrnet.classification.classes import imagenet_classes, read_classes
-from hrnet.classification.model import HUB, weights_num_classes
+from hrnet.classification.model import HUB, model_from_card, weights_num_classes
 from hrnet.classification.transforms import eval_transform
 from hrnet.engine.distributed import resolve_device
 from hrnet.inputs import Frame, as_frames, batched
 from hrnet.io import as_rgb_array
-from hrnet.loader import resolve_model
+from hrnet.labels import check_num_classes
+from hrnet.models.resolve import resolve_model
 from hrnet.models.weights import read_state_dict
 from hrnet.models.zoo import create_model
-from hrnet.results import Result
+from hrnet.pretrained import resolve_arguments, weights_info
+from hrnet.results import RANDOM_WEIGHTS, Result, warn_random_weights
 from hrnet.runtime import FACADE_RUNTIMES, facade_forward
 
 ImageInput = str | Path | np.ndarray | Image.Image
+# below this many pixels on a side an image is blown up more than 7x to the 224-px crop: the network
+# then sees a few blurred blocks, and its answer says little about the image (the result warns)
+MIN_IMAGE_SIDE = 32
 
 
 class ClassScore(NamedTuple):
@@ -51,6 +56,13 @@ class ClsResult(Result):
     image: np.ndarray
     top: list[ClassScore]
     path: str | None = None
+
+    def warnings(self) -> list[str]:
+        """A warning when the image is smaller than :data:`MIN_IMAGE_SIDE` pixels on a side."""
+        h, w = self.image.shape[:2]
+        if min(h, w) >= MIN_IMAGE_SIDE:
+            return []
+        return [f"image is {w}x{h} pixels, under {MIN_IMAGE_SIDE} px a side: too small to classify meaningfully"]
 
     def plot(self) -> np.ndarray:
         """The image with its top classes and probabilities written in its top-left corner."""
@@ -78,6 +90,9 @@ def _to_pil(image: ImageInput) -> Image.Image:
 class Classifier:
     """An HRNet-Wx-C classifier with its preprocessing and class names.
 
+    ``Classifier()`` runs the zoo's default ImageNet weights (``hrnet_w18.ms_in1k``, the paper authors'
+    HRNet-W18-C as timm re-hosts it); ``Classifier("hrnet_w48.ms_in1k")`` another zoo entry
+    (``hrnet list --pretrained``), downloaded and verified once.
     ``Classifier("model_best.safetensors")`` rebuilds a trained model (overrides, head, classes, crop
     sizes) from its card. For files without a card, give the zoo name and the file (``weights`` may
     also be ``"hub"`` / ``True`` for the official ImageNet weights, or None for random weights); the
@@ -87,13 +102,41 @@ class Classifier:
     else the ImageNet names for 1000 classes, else the indices. ``device=None`` picks CUDA when present.
     ``runtime`` (``auto``, ``eager``, ``torch``, ``compile``, ``onnx``) runs the network as
     :func:`hrnet.runtime.optimize_for_inference` does, prepared on first use for the crop size.
+
+    Args:
+        model: None (the zoo's default), a zoo entry (``"hrnet_w18.ms_in1k"``), a carded weights file, URL
+            or ``hf-hub:org/repo``, a model name such as ``"hrnet_w18"``, or a built module. A bare name
+            without ``weights`` has random weights (a warning says so).
+        weights: weights for a named model: a zoo entry, a file / URL / hub name (official HRNet, timm or
+            ours), or ``"hub"`` / ``True`` for the official ImageNet weights (the ``hub`` extra).
+        pretrained: a bare model name gets the weights of its default zoo tag.
+        num_classes: the class count of a named model; default: read from ``weights``, else 1000.
+        class_names: a list, or a file with one name (or ``id<TAB>name``) per line.
+        topk: classes kept per image in ``result.top``.
+        crop_size: the centre crop; default: the card's, else 224.
+        resize_size: the shorter side before the crop; default: the card's, else 256.
+        interpolation: the resize's interpolation; default: the card's, else ``"bilinear"``.
+        head: the classification head of a named model: ``"c"`` (Fig. 11), ``"ci"`` or ``"cii"``.
+        batch_size: images per network batch.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; ``None`` picks CUDA when present.
+        runtime: ``"auto"``, ``"eager"``, ``"torch"``, ``"compile"`` or ``"onnx"``.
+        **overrides: backbone overrides of a named model (``stage_blocks=(1, 1, 1)``, ...).
+
+    Example:
+        ::
+
+            clf = Classifier("model_best.safetensors")  # or "hrnet_w18", weights="hub"
+            res = clf("cat.jpg")
+            res.top  # [ClassScore(index, name, prob), ...], best first
+            [r.top[0].name for r in clf.predict("photos/", batch_size=32)]
     """
 
     def __init__(
         self,
-        model: str | Path | nn.Module = "hrnet_w18",
+        model: str | Path | nn.Module | None = None,
         weights: str | Path | bool | None = None,
         *,
+        pretrained: bool = False,
         num_classes: int | None = None,
         class_names: Sequence[str] | str | Path | None = None,
         topk: int = 5,
@@ -108,11 +151,13 @@ class Classifier:
     ) -> None:
         if weights is True:
             weights = HUB
+        given: str | None = None
         if weights == HUB:
             if not isinstance(model, str):
                 raise ValueError("weights='hub' needs a model name, not a built model or a file")
             net, card = create_model(model, pretrained=True, num_classes=num_classes, head=head, **overrides), None
         else:
+            model, weights, given = resolve_arguments("cls", model, weights, pretrained=pretrained)
             if isinstance(model, nn.Module) and (num_classes is not None or overrides):
                 raise ValueError("num_classes and backbone overrides apply to a model name, not to a built model")
 
@@ -121,15 +166,16 @@ class Classifier:
                 n = num_classes or (weights_num_classes(state) if state else None) or 1000
                 return create_model(name, num_classes=n, head=head, **overrides)
 
-            net, card = resolve_model("cls", model, weights, build)
+            net, card = resolve_model("cls", model, weights, build, model_from_card)
+        # a bare name builds an untrained network: said once here, and "weights": "random" in every result
+        self.random_weights = card is None and weights is None and not isinstance(model, nn.Module)
+        if self.random_weights:
+            warn_random_weights(str(model))
+        self.weights_info = weights_info(card, given)  # entry, metric, licence of zoo weights
         if not hasattr(net, "classifier"):
             raise ValueError(f"{type(net).__name__} is not a classifier (no `classifier` layer)")
         self.num_classes = int(net.classifier.out_features)
-        if num_classes is not None and num_classes != self.num_classes:
-            raise ValueError(
-                f"{weights or model}: num_classes={num_classes} but the weights classify "
-                f"{self.num_classes} classes (leave num_classes out to use them as they are)"
-            )
+        check_num_classes(weights or model, num_classes, self.num_classes, "classify")
         if topk < 1:
             raise ValueError(f"topk must be >= 1, got {topk}")
         classes = self._classes(class_names, card)
@@ -199,7 +245,12 @@ class Classifier:
         """The ``topk`` classes of one image (path, array or PIL image)."""
         rgb = np.asarray(_to_pil(image))
         top = self._top(self.logits([rgb]), topk or self.topk)[0]
-        return ClsResult(rgb, top, str(image) if isinstance(image, (str, Path)) else None)
+        return self._result(rgb, top, str(image) if isinstance(image, (str, Path)) else None)
+
+    def _result(self, rgb: np.ndarray, top: list[ClassScore], path: str | None) -> ClsResult:
+        result = ClsResult(rgb, top, path)
+        result.weights = RANDOM_WEIGHTS if self.random_weights else None
+        return result
 
     def predict(self, images: Any, topk: int | None = None, batch_size: int | None = None) -> list[ClsResult]:
         """Classify many images (paths, folders, globs, videos, arrays) in batches of ``batch_size``."""
@@ -213,7 +264,7 @@ class Classifier:
         if bad is not None:
             raise ValueError(bad.error or "empty frame")
         tops = self._top(self.logits([f.image for f in frames], batch_size), topk or self.topk) if frames else []
-        return [ClsResult(f.image, top, str(f.source.path) if f.source else None) for f, top in zip(frames, tops)]
+        return [self._result(f.image, top, str(f.source.path) if f.source else None) for f, top in zip(frames, tops)]
 
     def evaluate(
         self,

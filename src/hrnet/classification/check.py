@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hrnet.classification.config import ClsConfig
 from hrnet.datacheck import DataReport, add_check_data_verb, finish_check
+from hrnet.engine.config import load_config
 from hrnet.io import IMAGE_SUFFIXES, ImageReadError, read_image
 
 LEVELS = ("quick", "full")
@@ -119,7 +120,6 @@ def check_cls_data(cfg: ClsConfig, level: str = "full") -> DataReport:
 
 def cmd_check_data(args: argparse.Namespace) -> int:
     """``hrnet cls check-data --config YAML``: exit 0 without errors, 1 with."""
-    from hrnet.engine.config import load_config
 
     cfg = load_config(ClsConfig, args.config, args.overrides)
     return finish_check(check_cls_data(cfg, level="quick" if args.quick else "full"), args)

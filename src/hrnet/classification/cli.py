@@ -14,17 +14,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
+from hrnet.classification.api import Classifier
+from hrnet.classification.check import add_check_data
+from hrnet.classification.config import ClsConfig
+from hrnet.classification.model import HUB
+from hrnet.classification.train import evaluate, train
 from hrnet.cli_common import (
     add_json_option,
     add_predict_verb,
     add_run_options,
     add_train_verb,
+    config_over_card,
     emit_json,
     run_predict,
+    setup_logging,
+    train_out,
 )
+from hrnet.engine.config import load_config
+from hrnet.engine.distributed import init_distributed, print_main
+from hrnet.models.card import ModelCard, read_card
+from hrnet.pretrained import command_weights, resolve_weights, zoo_line
+from hrnet.results import RANDOM_WEIGHTS
 
 
 def _add_model(p: argparse.ArgumentParser, with_config: bool = True) -> None:
@@ -40,7 +54,6 @@ def _add_model(p: argparse.ArgumentParser, with_config: bool = True) -> None:
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add the ``train``, ``eval`` and ``predict`` verbs to ``hrnet cls``."""
     sub = parser.add_subparsers(dest="verb", required=True)
-    from hrnet.classification.check import add_check_data  # the data check verb lives with the check
 
     add_check_data(sub)
 
@@ -75,18 +88,13 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--topk", type=int, default=5, help="classes to report per image (default %(default)s)")
 
 
-def _config(args: argparse.Namespace):
-    from hrnet.classification.config import ClsConfig
-    from hrnet.engine.config import load_config
-
+def _config(args: argparse.Namespace) -> ClsConfig:
     return load_config(ClsConfig, getattr(args, "config", None), args.overrides)
 
 
 def _classifier(args: argparse.Namespace, device: str | None = None, batch_size: int | None = None):
     """A :class:`Classifier` from ``--weights`` (a carded file is enough), ``--config`` / ``--model``, and the
     config. A class count that differs from the weights' is an error, never a re-initialised classifier."""
-    from hrnet.classification.api import Classifier
-
     if args.model is not None and args.config is not None:
         raise ValueError("give --model or --config, not both")
     cfg = _config(args)
@@ -118,29 +126,29 @@ def _classifier(args: argparse.Namespace, device: str | None = None, batch_size:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hrnet.classification.train import train
-
-    metrics = train(_config(args), args.out, resume=args.resume, device=args.device)
-    if metrics and int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(metrics))
+    """``hrnet cls train``: the run folder rule is :data:`hrnet.cli_common.TRAIN_OUT_RULE`."""
+    metrics = train(_config(args), train_out(args), resume=args.resume, device=args.device, exist_ok=args.exist_ok)
+    if metrics:
+        print_main(json.dumps(metrics))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from hrnet.engine.distributed import init_distributed
-
+    """``hrnet cls eval``: the network of the flags (:func:`_classifier`) scored by :func:`evaluate`, the
+    evaluation of the Python API."""
     dist = init_distributed(args.device)
+    if args.weights is not None and args.weights != HUB:
+        args.weights = str(resolve_weights(args.weights))  # a zoo name, URL or hub name: its local file
     clf, cfg = _classifier(args, device=str(dist.device))
     data = args.data or cfg.data.val
-    if not data:
-        raise ValueError("no evaluation data: pass --data or set data.val in the config")
-    metrics = clf.evaluate(
-        data,
-        batch_size=args.batch_size or cfg.test.batch_size,
-        workers=cfg.test.workers if args.workers is None else args.workers,
-        bad_images=cfg.data.bad_images,
-        rank=dist.rank,
-        world_size=dist.world_size,
+    metrics = evaluate(
+        cfg,
+        args.weights,
+        dist=dist,
+        data=data,
+        classifier=clf,
+        batch_size=args.batch_size,
+        workers=args.workers,
     )
     if dist.is_main:
         skipped = f", {int(metrics['skipped'])} unreadable images skipped" if metrics["skipped"] else ""
@@ -163,11 +171,72 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# what --set / --config may change on carded classification weights, and what predict applies of it
+PREDICT_TEST_KEYS = ("test.", "data.crop_size", "data.resize_size", "data.interpolation")
+PREDICT_APPLIED = ("data.crop_size", "data.resize_size", "data.interpolation")
+BACKBONE_KEYS = ("width", "stem_width", "stage1_channels", "stage1_blocks", "stage_modules", "stage_blocks")
+
+
+def _carded_classifier(args: argparse.Namespace, card: ModelCard) -> Classifier:
+    """The classifier of carded ``--weights``: the card fixes the network, ``--config`` / ``--set`` change only
+    the evaluation transform (crop, resize, interpolation); a key that would change the network is an error."""
+    if card.task != "cls":
+        raise ValueError(f"{args.weights}: this is a {card.task!r} model ({card.model}), not a 'cls' model")
+    given: dict[str, Any] = {}
+    if args.config or args.overrides:
+        network: dict[str, tuple[Callable[[ClsConfig], Any], Any]] = {
+            "model.name": (lambda c: c.model.name, card.model),
+            "model.num_classes": (lambda c: c.model.num_classes, card.num_outputs),
+            "model.head": (lambda c: c.model.head, card.overrides.get("head", "c")),
+        }
+        for key in BACKBONE_KEYS:
+            network[f"model.{key}"] = (lambda c, k=key: getattr(c.model, k), card.overrides.get(key))
+        _, given = config_over_card(
+            ClsConfig,
+            args.config,
+            args.overrides,
+            weights=args.weights,
+            card=card,
+            test_keys=PREDICT_TEST_KEYS,
+            applied=PREDICT_APPLIED,
+            network=network,
+            unit="classes",
+        )
+    return Classifier(
+        args.model or args.weights,
+        args.weights if args.model else None,
+        num_classes=args.num_classes,
+        class_names=args.classes,
+        topk=args.topk,
+        crop_size=given.get("data.crop_size"),
+        resize_size=given.get("data.resize_size"),
+        interpolation=given.get("data.interpolation"),
+        batch_size=args.batch_size,
+        device=args.device,
+        runtime=args.runtime,
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """``hrnet cls predict``: see :func:`hrnet.cli_common.run_predict` for the outputs."""
+    setup_logging()
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")
-    clf, _ = _classifier(args, batch_size=args.batch_size)
+    given = args.weights
+    if args.weights != HUB:
+        given, args.weights = command_weights(
+            "cls", args.weights, model=args.model, config=args.config, overrides=args.overrides
+        )
+    card = read_card(args.weights) if args.weights and args.weights != HUB else None
+    if card is not None:
+        clf, name = _carded_classifier(args, card), card.model
+    else:
+        clf, cfg = _classifier(args, batch_size=args.batch_size)
+        name = clf.card.model if clf.card else (args.model or cfg.model.name)
+
+    line = zoo_line(clf.weights_info)
+    if line:
+        print(line, file=sys.stderr)
 
     def predict(frames):  # noqa: ANN001, ANN202 - list[Frame] -> list[ClsResult]
         results = clf.predict_frames(frames)
@@ -178,9 +247,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return results
 
     info = {
-        "model": clf.card.model if clf.card else (args.model or ""),
-        "weights": str(args.weights or ""),
+        "model": name,
+        "weights": RANDOM_WEIGHTS if clf.random_weights else str(given or ""),
+        "weights_info": clf.weights_info,
         "topk": args.topk,
         "num_classes": clf.num_classes,
+        "crop_size": clf.crop_size,
+        "resize_size": clf.resize_size,
     }
     return run_predict(args, task="cls", predict=predict, info=info)

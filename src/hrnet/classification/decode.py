@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from hrnet.models.card import ModelCard
+
 
 class ClsDecoder(nn.Module):
     """``model`` + softmax + top-k: (N, 3, H, W) -> ``scores`` (N, k) probabilities, ``indices`` (N, k) int64."""
@@ -28,3 +30,10 @@ class ClsDecoder(nn.Module):
         probs = self.model(x).float().softmax(dim=1)
         scores, indices = probs.topk(self.topk, dim=1)
         return scores, indices
+
+
+def decoder_from_card(model: nn.Module, card: ModelCard, flip: bool = False, topk: int = 5) -> ClsDecoder:
+    """The export decoder of a classification card: top-``topk`` classes (``flip`` does not apply)."""
+    if flip:
+        raise ValueError("--flip applies to pose and segmentation exports, not to classification")
+    return ClsDecoder(model, topk=topk, num_classes=card.num_outputs)

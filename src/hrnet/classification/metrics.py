@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from hrnet.engine.distributed import all_reduce_
+
 
 def topk_correct(logits: Tensor, targets: Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, int]:
     """Number of samples whose target is among the ``k`` highest logits, for each ``k`` in ``ks``.
@@ -55,7 +57,6 @@ class TopKMeter:
         """
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
-        from hrnet.engine.distributed import all_reduce_
 
         values = [self.count, self.skipped] + [self.correct[k] for k in self.ks]
         t = torch.tensor(values, dtype=torch.float64, device=device)

@@ -17,7 +17,8 @@ from hrnet.classification.config import ClsConfig, ClsModelConfig
 from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.models.card import ModelCard
 from hrnet.models.weights import load_weights
-from hrnet.models.zoo import create_from_card, create_model
+from hrnet.classification.classes import imagenet_classes
+from hrnet.models.zoo import create_model, default_input_size
 
 HUB = "hub"
 
@@ -33,21 +34,24 @@ def model_kwargs(cfg: ClsModelConfig) -> dict[str, Any]:
     return {"head": cfg.head, **cfg.overrides()}
 
 
-def build_model(cfg: ClsModelConfig) -> nn.Module:
-    """The classifier of a model config, with ``cfg.pretrained`` ("hub" or a file) as the training start.
+def build_model(cfg: ClsConfig, *, pretrained: bool = True) -> nn.Module:
+    """The classifier of an experiment, with ``model.pretrained`` ("hub" or a file) as the training start
+    when ``pretrained`` (not when other weights follow, as in evaluation).
 
     A start file of another class count (ImageNet weights for a 10-class set) leaves the classifier
     freshly initialised, with a log line; everything else loads strictly.
     """
-    if cfg.pretrained == HUB:
-        return create_model(cfg.name, pretrained=True, num_classes=cfg.num_classes, **model_kwargs(cfg))
-    model = create_model(cfg.name, num_classes=cfg.num_classes, **model_kwargs(cfg))
-    if cfg.pretrained:
-        load_weights(model, cfg.pretrained, on_head_mismatch="reinit")
+    m = cfg.model
+    start = m.pretrained if pretrained else None
+    if start == HUB:
+        return create_model(m.name, pretrained=True, num_classes=m.num_classes, **model_kwargs(m))
+    model = create_model(m.name, num_classes=m.num_classes, **model_kwargs(m))
+    if start:
+        load_weights(model, start, on_head_mismatch="reinit")
     return model
 
 
-def make_card(cfg: ClsConfig, classes: Sequence[tuple[str, str]]) -> ModelCard:
+def make_card(cfg: ClsConfig, *, classes: Sequence[tuple[str, str]]) -> ModelCard:
     """The model card of a classification experiment; ``classes`` are (id, name) pairs in head order."""
     d = cfg.data
     return ModelCard(
@@ -65,5 +69,29 @@ def make_card(cfg: ClsConfig, classes: Sequence[tuple[str, str]]) -> ModelCard:
 
 
 def model_from_card(card: ModelCard) -> nn.Module:
-    """The classifier a card describes (weights not loaded)."""
-    return create_from_card(card)
+    """The classifier a card describes (weights not loaded); the card is checked first."""
+    check_card(card)
+    return create_model(card.model, num_classes=card.num_outputs, **card.builder_overrides())
+
+
+def check_card(card: ModelCard) -> None:
+    """Raise one ``ValueError`` naming what a classification card gets wrong: class ids, one per class."""
+    ids = card.meta.get("class_ids")
+    if ids is not None and (not isinstance(ids, list) or len(ids) != card.num_outputs):
+        raise ValueError(
+            f"model card of {card.model}: meta.class_ids must list {card.num_outputs} class ids, "
+            f"got {len(ids) if isinstance(ids, list) else type(ids).__name__}"
+        )
+
+
+def default_card(name: str, input_size: tuple[int, int] | None = None) -> ModelCard:
+    """The card of a bare classification model name: the 1000 ImageNet classes at 224x224."""
+    classes = imagenet_classes()
+    return ModelCard(
+        task="cls",
+        model=name,
+        num_outputs=len(classes),
+        labels=[n for _, n in classes],
+        input_size=list(input_size or default_input_size(name)),
+        meta={"class_ids": [i for i, _ in classes]},
+    )

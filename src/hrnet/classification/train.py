@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrnet.classification.api import Classifier
 from hrnet.classification.check import check_cls_data
 from hrnet.classification.classes import imagenet_classes, read_classes, write_classes
 from hrnet.classification.config import ClsConfig
@@ -24,6 +25,8 @@ from hrnet.classification.datasets import ClassificationDataset, build_dataset, 
 from hrnet.classification.evaluation import evaluate_classifier
 from hrnet.classification.model import build_model, make_card
 from hrnet.classification.transforms import eval_transform, train_transform
+from hrnet.engine.distributed import DistInfo, init_distributed
+from hrnet.engine.launch import RunContext, TrainSetup, run_training
 
 log = logging.getLogger(__name__)
 CLASSES_FILE = "classes.txt"
@@ -87,75 +90,91 @@ def build_datasets(cfg: ClsConfig, with_val: bool = True) -> tuple[Classificatio
 
 
 def train(
-    cfg: ClsConfig, out_dir: str | Path, resume: str | Path | None = None, device: str | None = None
+    cfg: ClsConfig,
+    out: str | Path | None,
+    resume: str | Path | None = None,
+    device: str | None = None,
+    *,
+    exist_ok: bool = False,
+    dist: DistInfo | None = None,
 ) -> dict[str, float]:
-    """Train as ``cfg`` says, writing the engine's outputs and ``classes.txt`` into ``out_dir``."""
-    from hrnet.engine.config import config_to_dict
-    from hrnet.engine.data import seed_everything
-    from hrnet.engine.distributed import init_distributed
-    from hrnet.engine.trainer import Trainer
+    """Train as ``cfg`` says, writing the engine's outputs and ``classes.txt`` into the run folder (the
+    engine's rule, :mod:`hrnet.engine.rundir`); ``cfg`` is not changed."""
 
-    dist = init_distributed(device)
-    if dist.is_main:  # empty classes and bad list lines reported before the first epoch
-        check_cls_data(cfg, level="quick").log_summary(log, "hrnet cls check-data")
-    seed_everything(cfg.train.seed)  # initial weights depend on the seed only
-    train_set, val_set = build_datasets(cfg)
-    out_dir = Path(out_dir)
-    classes = classes_for(cfg, train_set)
-    if dist.is_main:
-        write_classes(classes, out_dir / CLASSES_FILE)
-    model = build_model(cfg.model)
+    def build(ctx: RunContext) -> TrainSetup:
+        c, d = ctx.cfg, ctx.dist
+        train_set, val_set = build_datasets(c)
+        classes = classes_for(c, train_set)
+        if d.is_main:
+            write_classes(classes, ctx.run_dir / CLASSES_FILE)
+        model = build_model(c)
+        t = c.train
+        lr = scaled_lr(t.optim.lr, t.batch_size, d.world_size, t.accum_steps, c.lr_reference_batch)
+        if d.is_main:
+            log.info(
+                "lr %.4g = %.4g x global batch %d / %d",
+                lr,
+                t.optim.lr,
+                t.batch_size * d.world_size * t.accum_steps,
+                c.lr_reference_batch,
+            )
+        evaluate = None
+        if val_set is not None:
+            test = c.test
 
-    t = cfg.train
-    lr = scaled_lr(t.optim.lr, t.batch_size, dist.world_size, t.accum_steps, cfg.lr_reference_batch)
-    train_cfg = dataclasses.replace(t, optim=dataclasses.replace(t.optim, lr=lr))
-    if dist.is_main:
-        log.info(
-            "lr %.4g = %.4g x global batch %d / %d",
-            lr,
-            t.optim.lr,
-            t.batch_size * dist.world_size * t.accum_steps,
-            cfg.lr_reference_batch,
+            def evaluate(m: nn.Module, dist: DistInfo) -> dict[str, float]:
+                return evaluate_classifier(
+                    m, val_set, test.batch_size, test.workers, dist.device, dist.rank, dist.world_size, amp=t.amp
+                )
+
+        return TrainSetup(
+            model=model,
+            train_set=train_set,
+            loss_fn=cross_entropy_loss,
+            evaluate=evaluate,
+            best_metric="top1" if evaluate else None,
+            card=make_card(c, classes=classes),
+            collate_fn=collate_skip,
+            train_cfg=dataclasses.replace(t, optim=dataclasses.replace(t.optim, lr=lr)),
         )
 
-    evaluate = None
-    if val_set is not None:
-        test = cfg.test
-
-        def evaluate(m: nn.Module, d: Any) -> dict[str, float]:
-            return evaluate_classifier(
-                m, val_set, test.batch_size, test.workers, d.device, d.rank, d.world_size, amp=t.amp
-            )
-
-    trainer = Trainer(
-        model,
-        train_set,
-        train_cfg,
-        out_dir,
-        cross_entropy_loss,
-        evaluate,
-        collate_fn=collate_skip,
-        best_metric="top1" if evaluate else None,
+    return run_training(
+        cfg,
+        out,
+        build,
+        task="cls",
+        check=lambda c: check_cls_data(c, level="quick"),
+        logger=log,
+        resume=resume,
+        exist_ok=exist_ok,
+        device=device,
         dist=dist,
-        config_dict=config_to_dict(cfg),
-        card=make_card(cfg, classes),
     )
-    return trainer.fit(resume=resume)
 
 
 def evaluate(
-    cfg: ClsConfig, weights: str | Path | None, device: str | None = None, data: str | None = None, dist: Any = None
+    cfg: ClsConfig,
+    weights: str | Path | None,
+    device: str | None = None,
+    *,
+    dist: DistInfo | None = None,
+    data: str | Path | None = None,
+    classifier: Classifier | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
 ) -> dict[str, float]:
-    """Top-1 / top-5 of ``weights`` (the config's model when the file has no card) on ``data`` (default
-    ``data.val``), sharded over DDP ranks."""
-    from hrnet.classification.api import Classifier
-    from hrnet.engine.distributed import init_distributed
+    """Top-1 / top-5 (fractions in [0, 1]), ``count`` and ``skipped`` of ``weights`` on ``data`` (default
+    ``data.val``), sharded over DDP ranks: the one evaluation path of ``hrnet cls eval`` and the API.
 
+    The network is ``classifier`` when given (``hrnet cls eval`` builds it from its flags: a carded file
+    alone, ``--model`` or ``--config``), else the config's model loaded strictly from ``weights`` (a card in
+    the file wins). ``batch_size`` / ``workers`` default to the config's ``test`` section.
+    """
     dist = dist or init_distributed(device)
     source = data or cfg.data.val
     if not source:
         raise ValueError("no evaluation data: pass --data or set data.val in the config")
-    clf = Classifier(
+    clf = classifier or Classifier(
         cfg.model.name,
         weights,
         num_classes=cfg.model.num_classes,
@@ -169,8 +188,8 @@ def evaluate(
     )
     return clf.evaluate(
         source,
-        batch_size=cfg.test.batch_size,
-        workers=cfg.test.workers,
+        batch_size=batch_size or cfg.test.batch_size,
+        workers=cfg.test.workers if workers is None else workers,
         bad_images=cfg.data.bad_images,
         rank=dist.rank,
         world_size=dist.world_size,

@@ -14,8 +14,9 @@ ids, ready for pycocotools or a test server.
 from __future__ import annotations
 
 import colorsys
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,16 +28,19 @@ from torch import nn
 from torchvision.models.detection import FasterRCNN
 
 from hrnet.detection.centernet import CenterNet
+from hrnet.detection.checkpoints import ForeignDetectorError
 from hrnet.detection.evaluation import to_coco_results
 from hrnet.detection.labels import default_classes
-from hrnet.detection.model import build_detector, set_test_options
+from hrnet.detection.model import build_detector, model_from_card, set_test_options
 from hrnet.detection.transforms import to_tensor
 from hrnet.engine.distributed import resolve_device
 from hrnet.inputs import Frame, as_frames, batched
 from hrnet.io import as_rgb_array
-from hrnet.loader import resolve_model
+from hrnet.labels import check_num_classes
 from hrnet.models.fuse import fuse
-from hrnet.results import Result
+from hrnet.models.resolve import resolve_model
+from hrnet.pretrained import resolve_arguments, weights_info
+from hrnet.results import RANDOM_WEIGHTS, Result, warn_random_weights
 from hrnet.runtime import FP32_TOLERANCE, relative_error
 
 log = logging.getLogger("hrnet")
@@ -191,25 +195,59 @@ def inference_settings(model: nn.Module) -> dict[str, Any]:
 class Detector:
     """Object detection (and instance masks) with an HRNetV2p detector.
 
+    ``Detector()`` runs the zoo's default COCO detector (``faster_rcnn_hrnet_w32.coco``, mmdet's weights);
+    ``Detector("cascade_mask_rcnn_hrnet_w32.coco")`` another zoo entry (``hrnet list --pretrained``),
+    downloaded and verified once.
     ``Detector("model_best.safetensors")`` rebuilds a trained detector from its card: architecture, class
-    names, the dataset's category ids, BGR / normalisation, test size and settings. For files without a card
-    give the name and the file: ``Detector("cascade_mask_rcnn_hrnet_w32", weights="official.pth", bgr=True)``
-    (official HRNet-Object-Detection / mmdet checkpoints; 80 classes get COCO's names and ids). A built
-    module works too. Keyword ``options`` are builder keywords of a named model (``neck_channels``,
-    ``backbone_overrides``, ``bgr``, ...). ``num_classes`` that disagrees with the weights is an error,
-    never a new head. ``score_thr`` / ``nms_thr`` / ``max_detections`` / ``min_size`` / ``max_size``
-    override the card's test settings. ``device=None`` picks CUDA when present. ``runtime``: ``torch``
+    names, the dataset's category ids, colour order / normalisation, anchor placement, test size and settings.
+    For files without a card give the name and the file: ``Detector("cascade_mask_rcnn_hrnet_w32",
+    weights="official.pth")`` (official HRNet-Object-Detection / mmdet checkpoints, which run with their own
+    framework's anchors, RoIAlign and RGB input; 80 classes get COCO's names and ids). A built module works
+    too. Keyword ``options`` are builder keywords of a named model (``neck_channels``, ``backbone_overrides``,
+    ``layout``, ``bgr`` for your own BGR-trained weights, ...). ``num_classes`` that disagrees with the
+    weights is an error, never a new head. ``score_thr`` / ``nms_thr`` / ``max_detections`` / ``min_size`` /
+    ``max_size`` override the card's test settings. ``device=None`` picks CUDA when present. ``runtime``: ``torch``
     folds every backbone BatchNorm into its convolution (:func:`hrnet.fuse`; 1.1x on a CPU), ``auto`` (default)
     does the same after checking the fused features against eager on one random image, ``eager`` runs the
     model as built. torchvision detectors take lists of images of any size, so ``compile`` / ``onnx`` do not
     apply. The fused model is a copy; a module handed in is left as it was.
+
+    Args:
+        model: None (the zoo's default), a zoo entry (``"mask_rcnn_hrnet_w32.coco"``), a carded weights
+            file, URL or ``hf-hub:org/repo``, a detector name such as ``"faster_rcnn_hrnet_w32"``, or a built
+            detector. A bare name without ``weights`` has random weights (a warning says so).
+        weights: weights for a named model: a zoo entry, or a file / URL / hub name (official
+            HRNet-Object-Detection, mmdet or ours).
+        pretrained: a bare model name gets the weights of its default zoo tag.
+        num_classes: object classes without the background; default: ``class_names``' count, else 80.
+        class_names: one name per class; default: the card's, else COCO's for 80 classes.
+        category_ids: the dataset's id of each class, written in the COCO results; default: the card's.
+        score_thr: keep detections scored at least this.
+        nms_thr: IoU threshold of the per-class non-maximum suppression.
+        max_detections: detections kept per image.
+        min_size: shorter side the image is resized to.
+        max_size: longest side allowed after that resize.
+        mask_thr: mask probability above which a pixel belongs to the object.
+        batch_size: images per forward pass.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; ``None`` picks CUDA when present.
+        runtime: ``"auto"``, ``"torch"`` or ``"eager"``.
+        **options: builder keywords of a named model (``bgr``, ``neck_channels``, ``backbone_overrides``).
+
+    Example:
+        ::
+
+            det = Detector("model_best.safetensors")  # or "faster_rcnn_hrnet_w32", weights="official.pth"
+            res = det("street.jpg")
+            res.boxes, res.scores, res.names  # (N, 4) x1, y1, x2, y2 pixels; (N,); class names
+            res.save("street_boxes.jpg")  # boxes, labels and masks drawn
     """
 
     def __init__(
         self,
-        model: str | Path | nn.Module = "faster_rcnn_hrnet_w32",
+        model: str | Path | nn.Module | None = None,
         weights: str | Path | None = None,
         *,
+        pretrained: bool = False,
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
         category_ids: Sequence[int] | None = None,
@@ -241,13 +279,18 @@ class Detector:
             n = num_classes or (len(class_names) if class_names is not None else 80)
             return build_detector(name, num_classes=n, **options)
 
-        net, card = resolve_model("det", model, weights, build)
+        model, weights, given = resolve_arguments("det", model, weights, pretrained=pretrained)
+        try:
+            net, card = resolve_model("det", model, weights, build, model_from_card)
+        except ForeignDetectorError as err:  # name the file, which the key conversion does not know
+            raise ForeignDetectorError(f"{weights or model}: {err}") from err
+        # a bare name builds an untrained network: said once here, and "weights": "random" in every result
+        self.random_weights = card is None and weights is None and not isinstance(model, nn.Module)
+        if self.random_weights:
+            warn_random_weights(str(model))
+        self.weights_info = weights_info(card, given)  # entry, metric, licence of zoo weights
         n_out = num_classes_of(net)
-        if num_classes is not None and num_classes != n_out:
-            raise ValueError(
-                f"{weights or model}: num_classes={num_classes} but the weights detect {n_out} classes "
-                f"(leave num_classes out to use them as they are)"
-            )
+        check_num_classes(weights or model, num_classes, n_out, "detect")
         if card is not None:
             names, ids = list(card.labels), [int(i) for i in card.meta.get("category_ids", range(1, n_out + 1))]
         else:
@@ -278,7 +321,7 @@ class Detector:
         out = {k: v.detach().float().cpu() if k != "labels" else v.detach().cpu() for k, v in out.items()}
         masks = (out["masks"][:, 0] > self.mask_thr).numpy() if "masks" in out else None
         keypoints = out["keypoints"].numpy().astype(np.float32) if "keypoints" in out else None
-        return DetResult(
+        result = DetResult(
             rgb,
             out["boxes"].numpy().astype(np.float32),
             out["scores"].numpy().astype(np.float32),
@@ -289,6 +332,8 @@ class Detector:
             masks,
             keypoints,
         )
+        result.weights = RANDOM_WEIGHTS if self.random_weights else None
+        return result
 
     @torch.no_grad()
     def _run(self, images: list[np.ndarray], paths: list[str | None], batch_size: int | None) -> list[DetResult]:
@@ -331,3 +376,16 @@ class Detector:
                 f"{', '.join(self.class_names[:8])}{', ...' if len(self.class_names) > 8 else ''})"
             )
         return self(image).boxes_of(class_name, score_thr)
+
+
+def person_detector(
+    weights: str | Path, device: str | torch.device | None = None, score_thr: float = 0.5
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The ``person_detector`` this task provides through the registry (:mod:`hrnet.tasks`): our carded
+    detection weights as a callable ``rgb -> (N, 5)`` person boxes, what top-down pose takes. A detector
+    without a 'person' class is refused here, before any image is read."""
+    detector = Detector(weights, device=device)
+    if "person" not in detector.class_names:
+        shown = ", ".join(detector.class_names[:6])
+        raise ValueError(f"{weights}: the detector has no 'person' class (classes: {shown}, ...)")
+    return functools.partial(detector.person_boxes, score_thr=score_thr)

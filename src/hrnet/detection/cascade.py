@@ -7,8 +7,9 @@ torchvision has no cascade, so :class:`CascadeRoIHeads` is written here from its
 configs inherit):
 
 - three stages, each its own 2-fc head with class-agnostic box regression;
-- stage t matches proposals at IoU 0.5 / 0.6 / 0.7 and encodes with box-coder weights
-  (10, 10, 5, 5) / (20, 20, 10, 10) / (30, 30, 15, 15) (target stds 0.1 / 0.05 / 0.033 ...);
+- stage t matches proposals at IoU 0.5 / 0.6 / 0.7 and encodes with box-coder weights 1 / std of the
+  configs' target stds (0.1, 0.1, 0.2, 0.2) / (0.05, 0.05, 0.1, 0.1) / (0.033, 0.033, 0.067, 0.067), i.e.
+  (10, 10, 5, 5) / (20, 20, 10, 10) / (30.30, 30.30, 14.93, 14.93);
 - stage losses weighted 1 / 0.5 / 0.25 (cross-entropy and smooth-L1 with beta 1);
 - in training, stage t+1 sees stage t's sampled RoIs moved by its (detached) regression, minus the
   ground-truth boxes that stage t added;
@@ -29,7 +30,10 @@ from torchvision.models.detection.roi_heads import maskrcnn_loss
 from torchvision.ops import boxes as box_ops
 
 IOU_THRESHOLDS = (0.5, 0.6, 0.7)
-BOX_CODER_WEIGHTS = ((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0), (30.0, 30.0, 15.0, 15.0))
+# the target stds of the official cascade_rcnn_hrnetv2p_w32 and mmdet's cascade_rcnn_r50_fpn configs; torchvision's
+# BoxCoder divides the deltas by its weights where mmdet multiplies them by the stds
+TARGET_STDS = ((0.1, 0.1, 0.2, 0.2), (0.05, 0.05, 0.1, 0.1), (0.033, 0.033, 0.067, 0.067))
+BOX_CODER_WEIGHTS = tuple(tuple(1.0 / s for s in stds) for stds in TARGET_STDS)
 STAGE_LOSS_WEIGHTS = (1.0, 0.5, 0.25)
 
 
@@ -87,7 +91,7 @@ class CascadeRoIHeads(nn.Module):
         self.box_heads = nn.ModuleList(box_heads)
         self.box_predictors = nn.ModuleList(box_predictors)
         self.matchers = [det_utils.Matcher(t, t, allow_low_quality_matches=False) for t in iou_thresholds]
-        self.box_coders = [det_utils.BoxCoder(tuple(w)) for w in box_coder_weights]
+        self.set_box_coder_weights(box_coder_weights)
         self.sampler = det_utils.BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
         self.stage_loss_weights = tuple(float(w) for w in stage_loss_weights)
         self.score_thresh = score_thresh
@@ -97,6 +101,13 @@ class CascadeRoIHeads(nn.Module):
         self.mask_roi_pool = mask_roi_pool
         self.mask_heads = nn.ModuleList(mask_heads) if mask_heads is not None else None
         self.mask_predictors = nn.ModuleList(mask_predictors) if mask_predictors is not None else None
+
+    def set_box_coder_weights(self, weights: Sequence[Sequence[float]]) -> None:
+        """One torchvision ``BoxCoder`` per stage (weights = 1 / the stage's target stds)."""
+        if len(weights) != len(self.box_heads):
+            raise ValueError(f"cascade: {len(self.box_heads)} stages but {len(weights)} box-coder weights")
+        self.box_coder_weights = tuple(tuple(float(v) for v in w) for w in weights)
+        self.box_coders = [det_utils.BoxCoder(w) for w in self.box_coder_weights]
 
     @property
     def num_stages(self) -> int:

@@ -15,33 +15,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from hrnet.datacheck import DataReport, add_check_data_verb, finish_check
 from hrnet.detection.config import DetConfig
 from hrnet.detection.datasets import usable
+from hrnet.engine.config import load_config
+from hrnet.io import image_size
+from hrnet.paths import under_root
 
 LEVELS = ("quick", "full")
 
 
-def _path(root: str, p: str) -> Path:
-    q = Path(p)
-    return q if q.is_absolute() else Path(root) / q
-
-
 def _image_size(report: DataReport, file: Path, where: str, level: str) -> tuple[int, int] | None:
     report.checked["images"] += 1
-    if not file.is_file():
-        report.add("missing image", str(file), f"named by {where}")
-        return None
     try:
-        with Image.open(file) as im:
-            if level == "full":
-                im.load()
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        report.add("unreadable image", str(file), f"{err} (named by {where})")
-        return None
+        return image_size(file, decode=level == "full")
+    except FileNotFoundError:
+        report.add("missing image", str(file), f"named by {where}")
+    except ValueError as err:
+        report.add("unreadable image", str(file), f"{err} (named by {where})".split(": ", 1)[-1])
+    return None
 
 
 def _check_annotation(report: DataReport, ann: dict[str, Any], where: str, size: tuple[int, int] | None) -> None:
@@ -139,18 +131,18 @@ def check_det_data(cfg: DetConfig, level: str = "full") -> DataReport:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     d = cfg.data
     splits = [(d.train_ann, d.train_images, True), (d.val_ann, d.val_images, False)]
-    report = DataReport("det", sources=[str(_path(d.root, a)) for a, _, _ in splits])
+    report = DataReport("det", sources=[str(under_root(d.root, a)) for a, _, _ in splits])
     categories = []
     seen: set[tuple[str, str]] = set()
     for ann, images, train in splits:
         if (ann, images) in seen:  # the same file for both splits (sample configs): checked once
             continue
         seen.add((ann, images))
-        categories.append(_check_file(report, _path(d.root, ann), _path(d.root, images), train, level))
+        categories.append(_check_file(report, under_root(d.root, ann), under_root(d.root, images), train, level))
     if len(categories) == 2 and None not in categories and categories[0] != categories[1]:
         report.add(
             "categories differ between training and validation",
-            str(_path(d.root, d.val_ann)),
+            str(under_root(d.root, d.val_ann)),
             f"{len(categories[0])} vs {len(categories[1])} categories",
         )
     return report
@@ -158,7 +150,6 @@ def check_det_data(cfg: DetConfig, level: str = "full") -> DataReport:
 
 def cmd_check_data(args: Any) -> int:
     """``hrnet det check-data --config YAML``: exit 0 without errors, 1 with."""
-    from hrnet.engine.config import load_config
 
     cfg = load_config(DetConfig, args.config, args.overrides)
     return finish_check(check_det_data(cfg, level="quick" if args.quick else "full"), args)

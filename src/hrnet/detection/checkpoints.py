@@ -23,11 +23,15 @@ logits
 
 Cascade heads have a stage index after ``bbox_head`` / ``mask_head`` (``bbox_head.2.fc_cls``) and map to
 ``roi_heads.box_heads.2`` / ``box_predictors.2`` / ``mask_heads.2`` / ``mask_predictors.2``. mmdet v2 rows
-are reordered to ours (background moved to row 0, a zero box / mask row inserted for it), which changes
-nothing in the function the network computes.
+are reordered to ours where classes live, in the RoI heads only (background moved to row 0, a zero box / mask
+row inserted for it), which changes nothing in the function the network computes; the RPN has no classes
+(``rpn_reg``: 4 rows per anchor) and is never reordered. A key with no counterpart here is kept under its
+own name, so the strict loader names it instead of it being dropped unseen.
 
-Input conventions stay the caller's business: official HRNet-Object-Detection checkpoints were trained on
-BGR images (``bgr=True`` in the builders); mmdet v2 Faster / Mask / Cascade checkpoints on RGB.
+Names are half of a checkpoint; the other half is how its framework ran it (anchor placement, RoIAlign,
+input colours): see :mod:`hrnet.detection.conventions`. A detector built without a ``layout`` takes the
+conventions of the layout it loads (:func:`~hrnet.detection.conventions.follow_layout`). All three R-CNN
+layouts feed RGB with the ImageNet mean / std.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hrnet.detection.conventions import follow_layout
 from hrnet.models.weights import LoadResult, load_weights
 
 log = logging.getLogger("hrnet.detection")
@@ -111,22 +116,71 @@ def detect_layout(keys: Any) -> str:
     return "hrnet"
 
 
-def _background_first(key: str, value: Tensor) -> Tensor:
-    """mmdet v2 -> torchvision class order for one output tensor (``key`` is already ours)."""
-    if ".cls_score." in key:  # K+1 rows, background last -> first
-        return torch.cat([value[-1:], value[:-1]])
-    if ".bbox_pred." in key and value.shape[0] % 4 == 0 and value.shape[0] > 4:  # class-specific: add a bg row
-        return torch.cat([value.new_zeros((4, *value.shape[1:])), value])
-    if ".mask_fcn_logits." in key:  # K mask channels -> K+1 with a background channel
-        return torch.cat([value.new_zeros((1, *value.shape[1:])), value])
-    return value
+def _background_first(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """mmdet v2 -> torchvision class order of the RoI heads' outputs (keys already ours).
+
+    Only where classes live: every ``cls_score`` (K+1 rows, background last -> first), the class-specific
+    ``box_predictor.bbox_pred`` of Faster / Mask R-CNN (4K rows -> 4(K+1), a zero background row first; the
+    cascade's class-agnostic 4 rows stay) and the mask logits (K channels -> K+1). K is read from the
+    ``cls_score`` rows. The RPN (``rpn.head``) has no classes and is left alone.
+    """
+    scores = [v for k, v in state.items() if k.startswith("roi_heads.") and k.endswith(".cls_score.weight")]
+    if not scores:
+        return dict(state)
+    classes = scores[0].shape[0] - 1
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("roi_heads.") and ".cls_score." in key:
+            value = torch.cat([value[-1:], value[:-1]])
+        elif key.startswith("roi_heads.box_predictor.bbox_pred.") and value.shape[0] == 4 * classes:
+            value = torch.cat([value.new_zeros((4, *value.shape[1:])), value])
+        elif key.startswith("roi_heads.") and ".mask_fcn_logits." in key and value.shape[0] == classes:
+            value = torch.cat([value.new_zeros((1, *value.shape[1:])), value])
+        out[key] = value
+    return out
 
 
-def convert_state_dict(state: Mapping[str, Tensor], layout: str | None = None) -> dict[str, Tensor]:
+class ForeignDetectorError(ValueError):
+    """A weights file of another detector family (a torchvision ResNet or MobileNet detector, ...): no key
+    renaming makes it an HRNet detector, and its class count is beside the point."""
+
+
+# backbone keys of other detector families (normalised: the leading "backbone." is gone) -> their name
+_FOREIGN_BACKBONES = (
+    (re.compile(r"^(?:body\.)?layer[234]\."), "ResNet"),  # HRNet has layer1 only, then transitions and stages
+    (re.compile(r"^body\.\d+\."), "MobileNet"),  # torchvision's MobileNet bodies are numbered
+)
+
+
+def foreign_backbone(state: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(family, an example key) when the backbone of a normalised state dict is not an HRNet's, else None."""
+    for key in state:
+        for pattern, family in _FOREIGN_BACKBONES:
+            if pattern.match(key):
+                return family, key
+    body = [k for k in state if k.startswith("body.")]
+    if body and not any(k[len("body.") :].startswith(BODY_PREFIXES) for k in body):
+        return "non-HRNet", body[0]
+    return None
+
+
+def convert_state_dict(
+    state: Mapping[str, Tensor], layout: str | None = None, model_name: str | None = None
+) -> dict[str, Tensor]:
     """Keys (and mmdet v2 class rows) of an official / mmdet / our state dict -> our detector's keys.
 
     ``state`` is normalised (:func:`hrnet.read_state_dict`); ``layout`` defaults to :func:`detect_layout`.
+    Keys with no counterpart keep their name (the strict loader then reports them). A state dict whose
+    backbone is not an HRNet (a torchvision ResNet detector, ...) raises :class:`ForeignDetectorError`
+    saying what it is and that it is not ``model_name``.
     """
+    foreign = foreign_backbone(state)
+    if foreign is not None:
+        family, key = foreign
+        raise ForeignDetectorError(
+            f"this file is a {family} detector (backbone key backbone.{key}), not {model_name or 'an HRNet detector'}: "
+            f"hrnet det runs HRNet detectors only (a torchvision person detector goes to pose predict --detector)"
+        )
     layout = layout or detect_layout(state)
     out: dict[str, Tensor] = {}
     for key, value in state.items():
@@ -135,10 +189,35 @@ def convert_state_dict(state: Mapping[str, Tensor], layout: str | None = None) -
             continue
         new = _rename(key)
         if new is None:
-            log.debug("%s key %s has no counterpart here; dropped", layout, key)
-            continue
-        out[new] = _background_first(new, value) if layout == "mmdet" else value
-    return out
+            log.debug("%s key %s has no counterpart here; kept as it is", layout, key)
+        out[new or key] = value
+    return _background_first(out) if layout == "mmdet" else out
+
+
+class _Converter:
+    """``model.convert_state_dict`` of a detector: converts a file's keys for the shared loader and lets a
+    model built without a layout take the conventions of the layout it loads. An object rather than a
+    closure, so that ``copy.deepcopy(model)`` gives the copy its own."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        name = getattr(self.model, "detector_name", None)
+        if foreign_backbone(state) is not None:  # said before anything is changed on the model
+            return convert_state_dict(state, model_name=name)
+        layout = detect_layout(state)
+        if follow_layout(self.model, layout):
+            s = self.model.conventions.settings
+            log.info(
+                "a %s checkpoint: running as %s ran it (anchors %s, offset %.1f stride; input %s)",
+                layout,
+                s.source,
+                s.anchor_style,
+                s.anchor_offset,
+                "BGR" if s.bgr else "RGB",
+            )
+        return convert_state_dict(state, layout, model_name=name)
 
 
 def _rename(key: str) -> str | None:
@@ -159,10 +238,12 @@ def _rename(key: str) -> str | None:
     return None
 
 
-def prepare(model: nn.Module) -> nn.Module:
+def prepare(model: nn.Module, name: str | None = None) -> nn.Module:
     """Tell the shared loader (:func:`hrnet.load_weights`, :func:`hrnet.load_model`) how to read detection
-    files into ``model``: the key conversion above, the class-count output layers and their unit."""
-    model.convert_state_dict = convert_state_dict
+    files into ``model``: the key conversion above (naming the detector ``name`` in its errors), the
+    class-count output layers and their unit."""
+    model.detector_name = name or getattr(model, "detector_name", None)
+    model.convert_state_dict = _Converter(model)
     model.head_prefixes = HEAD_OUTPUTS
     model.head_unit = "classes (with background for R-CNN heads)"
     return model
@@ -177,4 +258,9 @@ def load_detection_weights(
     keeps the model's fresh output layers where the file has another class count (fine-tuning COCO weights
     on a custom dataset) and says so; ``'error'`` (inference) raises.
     """
-    return load_weights(prepare(model), src, strict=strict, on_head_mismatch=on_head_mismatch)
+    try:
+        return load_weights(prepare(model), src, strict=strict, on_head_mismatch=on_head_mismatch)
+    except ForeignDetectorError as err:
+        if isinstance(src, (str, Path)):
+            raise ForeignDetectorError(f"{src}: {err}") from err
+        raise

@@ -13,18 +13,31 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import os
+import sys
+from collections.abc import Callable
+from typing import Any
 
 from hrnet.cli_common import (
     add_eval_verb,
     add_predict_verb,
     add_train_verb,
+    config_over_card,
     emit_json,
     run_predict,
     setup_logging,
+    train_out,
+    weights_entry,
 )
+from hrnet.detection.api import Detector
+from hrnet.detection.check import add_check_data
+from hrnet.detection.config import DetConfig
+from hrnet.detection.model import build_model
+from hrnet.detection.train import evaluate, train
+from hrnet.engine.config import load_config
+from hrnet.engine.distributed import init_distributed, print_main
+from hrnet.models.card import ModelCard, read_card
+from hrnet.pretrained import command_weights, resolve_weights, zoo_line
 
 STAT_PREFIXES = ("bbox", "segm", "kpt")
 
@@ -32,7 +45,6 @@ STAT_PREFIXES = ("bbox", "segm", "kpt")
 def add_subcommands(parser: argparse.ArgumentParser) -> None:
     """Add the ``train``, ``eval``, ``predict`` and ``check-data`` verbs to ``hrnet det``."""
     sub = parser.add_subparsers(dest="verb", required=True)
-    from hrnet.detection.check import add_check_data  # the data check verb lives with the check
 
     add_check_data(sub)
 
@@ -82,27 +94,25 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
         help="shorter image side fed to the network (default: the card's test size, 800)",
     )
     p.add_argument("--max-size", type=int, default=None, help="longer side at most (default: the card's, 1333)")
-    p.add_argument("--bgr", action="store_true", help="feed BGR, for official weights without a card that need it")
+    p.add_argument(
+        "--bgr",
+        action="store_true",
+        help="feed BGR, for your own BGR-trained weights without a card (official and mmdet R-CNN files take RGB)",
+    )
     p.add_argument("--draw-thr", type=float, default=0.3, help="draw detections scored at least this")
     p.add_argument("--alpha", type=float, default=0.5, help="mask overlay opacity")
     p.add_argument("--no-masks", action="store_true", help="draw boxes only")
 
 
-def _config(args: argparse.Namespace):
-    from hrnet.detection.config import DetConfig
-    from hrnet.engine.config import load_config
-
+def _config(args: argparse.Namespace) -> DetConfig:
     return load_config(DetConfig, args.config, args.overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``hrnet det train``."""
-    from hrnet.detection.train import train
-
-    setup_logging()
-    metrics = train(_config(args), args.out, resume=args.resume, device=args.device)
-    if metrics and int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(metrics, indent=2))
+    """``hrnet det train``: the run folder rule is :data:`hrnet.cli_common.TRAIN_OUT_RULE`."""
+    metrics = train(_config(args), train_out(args), resume=args.resume, device=args.device, exist_ok=args.exist_ok)
+    if metrics:
+        print_main(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -120,13 +130,11 @@ def print_metrics(metrics: dict[str, float]) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """``hrnet det eval``."""
-    from hrnet.detection.train import evaluate
-    from hrnet.engine.distributed import init_distributed
-
-    setup_logging()
     cfg = _config(args)
     dist = init_distributed(args.device)
-    metrics = evaluate(cfg, args.weights, results_file=args.results, dist=dist, per_class=args.per_class)
+    metrics = evaluate(
+        cfg, resolve_weights(args.weights), results_file=args.results, dist=dist, per_class=args.per_class
+    )
     if dist.is_main:
         if args.json != "-":
             print_metrics(metrics)
@@ -134,11 +142,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _detector(args: argparse.Namespace):
-    """The :class:`Detector` of the predict flags: a carded ``--weights`` file needs nothing else;
-    ``--config`` / ``--model`` / ``--num-classes`` describe weights without a card."""
-    from hrnet.detection.api import Detector
+# what --set / --config may change on carded detection weights (test settings and the test image size)
+PREDICT_TEST_KEYS = ("test.", "data.min_size", "data.max_size")
+PREDICT_APPLIED = ("test.score_thresh", "test.nms_thresh", "test.detections_per_img", "data.min_size", "data.max_size")
 
+
+def _card_settings(args: argparse.Namespace, card: ModelCard) -> dict[str, Any]:
+    """What ``--config`` / ``--set`` give on top of carded weights: test settings only (a key that would
+    change the network of the carded weights is an error naming it)."""
+    if not (args.config or args.overrides):
+        return {}
+    meta = card.meta
+    network: dict[str, tuple[Callable[[DetConfig], Any], Any]] = {
+        "model.name": (lambda c: c.model.name, card.model),
+        "model.overrides": (lambda c: c.model.overrides, card.overrides),
+        "model.options": (lambda c: c.model.options, meta.get("options", {})),
+    }
+    _, given = config_over_card(
+        DetConfig,
+        args.config,
+        args.overrides,
+        weights=args.weights,
+        card=card,
+        test_keys=PREDICT_TEST_KEYS,
+        applied=PREDICT_APPLIED,
+        network=network,
+        unit="classes",
+    )
+    return given
+
+
+def _detector(args: argparse.Namespace) -> tuple[Detector, str]:
+    """The :class:`Detector` of the predict flags and its model name: a carded ``--weights`` file needs nothing
+    else (``--config`` / ``--set`` change only its test settings); ``--config`` / ``--model`` /
+    ``--num-classes`` describe weights without a card."""
     opts = dict(
         num_classes=args.num_classes,
         score_thr=args.score_thr,
@@ -150,16 +187,32 @@ def _detector(args: argparse.Namespace):
         device=args.device,
         runtime=args.runtime,
     )
+    card = read_card(args.weights) if args.weights else None
+    if card is not None:
+        if card.task != "det":
+            raise ValueError(f"{args.weights}: this is a {card.task!r} model ({card.model}), not a 'det' model")
+        if args.bgr:
+            raise ValueError("--bgr applies to --model NAME with weights without a card (a card says it itself)")
+        given = _card_settings(args, card)
+        if given.get("data.min_size"):
+            given["data.min_size"] = given["data.min_size"][-1]  # the last entry is the test size
+        for flag, key in (
+            ("score_thr", "test.score_thresh"),
+            ("nms_thr", "test.nms_thresh"),
+            ("max_detections", "test.detections_per_img"),
+            ("min_size", "data.min_size"),
+            ("max_size", "data.max_size"),
+        ):
+            if opts[flag] is None and key in given:  # the command-line flags win over --set / --config
+                opts[flag] = given[key]
+        det = Detector(args.model or args.weights, args.weights if args.model else None, **opts)
+        return det, card.model
     if args.config or args.overrides:
-        from hrnet.detection.model import build_model
-        from hrnet.models.card import read_card
-
         cfg = _config(args)
         if args.bgr:
             cfg.model.bgr = True
-        card = read_card(args.weights) if args.weights else None
-        n = args.num_classes or (card.num_outputs if card is not None else 80)
-        return Detector(build_model(cfg, n, pretrained=False), args.weights, **opts)
+        n = args.num_classes or 80
+        return Detector(build_model(cfg, num_classes=n, pretrained=False), args.weights, **opts), cfg.model.name
     if args.weights is None and args.model is None:
         raise ValueError(
             "det predict needs --weights (a weights file with a model card is enough), "
@@ -168,27 +221,35 @@ def _detector(args: argparse.Namespace):
     if args.model is None:
         if args.bgr:
             raise ValueError("--bgr applies to --model NAME with weights without a card (a card says it itself)")
-        return Detector(args.weights, **opts)
-    return Detector(args.model, args.weights, **opts, **({"bgr": True} if args.bgr else {}))
+        det = Detector(args.weights, **opts)
+        return det, det.card.model if det.card else str(args.weights)
+    return Detector(args.model, args.weights, **opts, **({"bgr": True} if args.bgr else {})), args.model
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """``hrnet det predict``: see :func:`hrnet.cli_common.run_predict` for the outputs."""
+    """``hrnet det predict``: see :func:`hrnet.cli_common.run_predict` for the outputs. With no weights flag
+    the zoo's default COCO detector runs and names itself on stderr (entry, metric, licence) and in
+    ``results.json``."""
     setup_logging()
-    det = _detector(args)
+    given, args.weights = command_weights(
+        "det", args.weights, model=args.model, config=args.config, overrides=args.overrides
+    )
+    det, model = _detector(args)
+    line = zoo_line(det.weights_info)
+    if line:
+        print(line, file=sys.stderr)
 
     def predict(frames):  # noqa: ANN001, ANN202 - list[Frame] -> list[DetResult]
-        results = det.predict_frames(frames)
-        for r in results:
-            r.plot = functools.partial(r.plot, score_thr=args.draw_thr, alpha=args.alpha, show_masks=not args.no_masks)
-        return results
+        return det.predict_frames(frames)
 
     info = {
-        "model": det.card.model if det.card else (args.model or ""),
-        "weights": args.weights,
+        "model": model,
+        "weights": weights_entry(det, given, model),
+        "weights_info": det.weights_info,
         "classes": det.class_names,
         "category_ids": det.category_ids,
         "runtime": det.runtime,
         **det.test,
     }
-    return run_predict(args, task="det", predict=predict, info=info)
+    plot_options = {"score_thr": args.draw_thr, "alpha": args.alpha, "show_masks": not args.no_masks}
+    return run_predict(args, task="det", predict=predict, info=info, plot_options=plot_options)

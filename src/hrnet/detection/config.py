@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hrnet.detection.conventions import LAYOUTS
+from hrnet.detection.model import parse_name
 from hrnet.engine.config import TrainConfig
-from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass
@@ -24,9 +25,15 @@ class DetModelConfig:
     weights: str | None = None  # detection weights to start from (ours / official / mmdet); other class counts re-init
     overrides: dict[str, Any] = field(default_factory=dict)  # backbone overrides, e.g. {stage_modules: [1, 1, 1]}
     norm_eval: bool = True  # backbone BN statistics frozen in training (the recipes' norm_eval)
-    bgr: bool = False  # feed BGR (official HRNet-Object-Detection / mmdet FCOS checkpoints)
-    image_mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
-    image_std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    # whose conventions the detector runs with (anchors, RoIAlign, proposals, input colours): hrnet (ours =
+    # torchvision's), official (HRNet-Object-Detection / mmdet 1.x) or mmdet (2.x+). Unset: training uses ours;
+    # evaluating or predicting follows the layout of the weights loaded (hrnet.detection.conventions)
+    layout: str | None = None
+    # input colours: None = the layout's (RGB with the ImageNet mean / std for every R-CNN source; BGR only for
+    # FCOS checkpoints of HRNet-FCOS / mmdet). bgr: true is for your own BGR-trained weights
+    bgr: bool | None = None
+    image_mean: list[float] | None = None  # in the order the network sees the channels, for images in [0, 1]
+    image_std: list[float] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # more builder keywords (rpn_post_nms_top_n_train, ...)
 
 
@@ -77,15 +84,17 @@ class DetConfig:
     test: DetTestConfig = field(default_factory=DetTestConfig)
 
     def __post_init__(self) -> None:
-        from hrnet.detection.model import parse_name
-
         parse_name(self.model.name)
         if not self.data.min_size or min(self.data.min_size) < 1 or self.data.max_size < 1:
             raise ValueError(
                 f"data.min_size must list positive sizes and data.max_size be positive, got "
                 f"{self.data.min_size} / {self.data.max_size}"
             )
-        if len(self.model.image_mean) != 3 or len(self.model.image_std) != 3:
-            raise ValueError("model.image_mean and model.image_std need 3 values each")
+        for name in ("image_mean", "image_std"):
+            value = getattr(self.model, name)
+            if value is not None and len(value) != 3:
+                raise ValueError(f"model.{name} needs 3 values, got {value}")
+        if self.model.layout is not None and self.model.layout not in LAYOUTS:
+            raise ValueError(f"model.layout must be one of {LAYOUTS}, got {self.model.layout!r}")
         if self.test.batch_size < 1:
             raise ValueError(f"test.batch_size must be >= 1, got {self.test.batch_size}")

@@ -17,8 +17,6 @@ Errors name the annotation file and what is wrong with it.
 from __future__ import annotations
 
 import bisect
-import contextlib
-import io
 import json
 import logging
 import math
@@ -31,8 +29,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from hrnet.detection.transforms import TrainAugment, flip_index, to_tensor
+from hrnet.coco import coco_index
+from hrnet.detection.transforms import TrainAugment, to_tensor
 from hrnet.io import read_image
+from hrnet.labels import flip_pairs_from_names, flip_permutation
 
 log = logging.getLogger("hrnet.detection")
 
@@ -76,17 +76,6 @@ def read_coco_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _coco_api(data: dict[str, Any]):
-    """A pycocotools ``COCO`` on an already-parsed dict (pycocotools prints while indexing: keep it quiet)."""
-    from pycocotools.coco import COCO
-
-    coco = COCO()
-    coco.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
-
-
 def usable(ann: dict[str, Any]) -> bool:
     """A training annotation: not a crowd region, positive area, both sides at least one pixel."""
     _, _, w, h = ann["bbox"]
@@ -124,7 +113,7 @@ class CocoDetection(Dataset):
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"{self.image_dir}: image folder not found (for {self.ann_file})")
         data = read_coco_json(self.ann_file)
-        self.coco = _coco_api(data)
+        self.coco = coco_index(data)
         cats = sorted(data["categories"], key=lambda c: c["id"])
         self.category_ids = [int(c["id"]) for c in cats]
         self.class_names = [str(c.get("name", c["id"])) for c in cats]
@@ -133,7 +122,8 @@ class CocoDetection(Dataset):
         if keypoints and not self.keypoint_names:
             raise AnnotationError(f"{self.ann_file}: keypoints requested but the category has no 'keypoints' names")
         self.masks, self.keypoints, self.train = masks, keypoints, train
-        kpt_flip = flip_index(self.keypoint_names) if keypoints else None
+        names = self.keypoint_names
+        kpt_flip = flip_permutation(len(names), flip_pairs_from_names(names)) if keypoints else None
         self.augment = TrainAugment(flip_prob, kpt_flip) if train else None
         ids = [int(im["id"]) for im in data["images"]]
         if skip_empty if skip_empty is not None else train:

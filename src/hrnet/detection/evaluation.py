@@ -16,9 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
+from pycocotools.cocoeval import COCOeval
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
+from hrnet.detection.datasets import collate
+from hrnet.detection.model import MASK_FRAMEWORKS, framework_of
 from hrnet.engine.distributed import DistInfo, all_gather_object
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -28,7 +32,6 @@ KEYPOINT_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75",
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     """A binary (H, W) mask -> COCO compressed RLE with a ``str`` counts (JSON-ready)."""
-    from pycocotools import mask as mask_utils
 
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
@@ -88,7 +91,6 @@ def evaluate_results(
 
     ``per_class`` adds ``bbox_AP[<class name>]`` (and ``segm_AP[...]``). No results: every number is 0.
     """
-    from pycocotools.cocoeval import COCOeval
 
     metrics: dict[str, float] = {}
     names = {c["id"]: c["name"] for c in coco_gt.dataset["categories"]}
@@ -119,7 +121,6 @@ def evaluate_results(
 
 def iou_types_of(model: nn.Module) -> list[str]:
     """Which COCO IoU types a detector's outputs can be scored on."""
-    from hrnet.detection.model import MASK_FRAMEWORKS, framework_of
 
     framework = framework_of(model)
     types = ["bbox"]
@@ -142,7 +143,6 @@ def predict_results(
     world_size: int = 1,
 ) -> list[dict[str, Any]]:
     """COCO results of ``model`` on this rank's share (every ``world_size``-th image) of ``dataset``."""
-    from hrnet.detection.datasets import collate
 
     device = torch.device(device)
     shard = Subset(dataset, list(range(rank, len(dataset), world_size)))

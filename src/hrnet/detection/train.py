@@ -1,6 +1,6 @@
 """Detection experiments as Python functions: datasets, loss and COCO evaluation handed to the shared engine.
 
-``train(cfg, out_dir)`` and ``evaluate(cfg, weights)`` are what ``hrnet det train`` / ``eval`` run. The
+``train(cfg, out)`` and ``evaluate(cfg, weights)`` are what ``hrnet det train`` / ``eval`` run. The
 detectors compute their own losses (torchvision's contract: ``model(images, targets) -> {name: loss}``), so
 the loss function just sums them and logs each. Batches come from :class:`~hrnet.detection.datasets.GroupedBatches`
 (images of similar aspect ratio together); the engine loads one ready batch per step, so ``train.batch_size``
@@ -18,29 +18,25 @@ import torch
 from torch import nn
 
 from hrnet.atomic import write_json
+from hrnet.detection.check import check_det_data
 from hrnet.detection.config import DetConfig
 from hrnet.detection.datasets import CocoDetection, GroupedBatches, unwrap_batch
 from hrnet.detection.evaluation import evaluate_model
 from hrnet.detection.model import MASK_FRAMEWORKS, build_model, load_detection_weights, make_card, parse_name
-from hrnet.engine.config import config_to_dict
-from hrnet.engine.data import seed_everything
 from hrnet.engine.distributed import DistInfo, init_distributed
+from hrnet.engine.launch import RunContext, TrainSetup, run_training
+from hrnet.paths import under_root
 
 log = logging.getLogger("hrnet.detection")
 BEST_METRIC = "bbox_AP"
-
-
-def _path(root: str, p: str) -> Path:
-    q = Path(p)
-    return q if q.is_absolute() else Path(root) / q
 
 
 def build_dataset(cfg: DetConfig, train: bool) -> CocoDetection:
     """The training or validation set of ``cfg``, with masks / keypoints when the framework learns them."""
     d = cfg.data
     framework, _ = parse_name(cfg.model.name)
-    ann = _path(d.root, d.train_ann if train else d.val_ann)
-    images = _path(d.root, d.train_images if train else d.val_images)
+    ann = under_root(d.root, d.train_ann if train else d.val_ann)
+    images = under_root(d.root, d.train_images if train else d.val_images)
     return CocoDetection(
         ann,
         images,
@@ -96,53 +92,66 @@ def make_evaluator(
 
 def train(
     cfg: DetConfig,
-    out_dir: str | Path,
+    out: str | Path | None,
     resume: str | Path | None = None,
     device: str | None = None,
+    *,
+    exist_ok: bool = False,
     dist: DistInfo | None = None,
 ) -> dict[str, float]:
-    """Train ``cfg`` into ``out_dir`` (checkpoints, metrics.jsonl, carded model_best.safetensors); returns the
-    last evaluation metrics (``bbox_AP`` ... and ``segm_AP`` ... for mask frameworks)."""
-    dist = dist or init_distributed(device)
-    seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
-    train_set = build_dataset(cfg, train=True)
-    val_set = build_dataset(cfg, train=False)
-    if train_set.category_ids != val_set.category_ids:
-        raise ValueError(
-            f"{train_set.ann_file} and {val_set.ann_file} have different categories; "
-            "a detector's classes must be the same in training and validation"
+    """Train ``cfg`` into a run folder (checkpoints, metrics.jsonl, carded model_best.safetensors; the
+    engine's rule, :mod:`hrnet.engine.rundir`); returns the last evaluation metrics (``bbox_AP`` ... and
+    ``segm_AP`` ... for mask frameworks). ``cfg`` is not changed."""
+
+    def build(ctx: RunContext) -> TrainSetup:
+        c = ctx.cfg
+        train_set = build_dataset(c, train=True)
+        val_set = build_dataset(c, train=False)
+        if train_set.category_ids != val_set.category_ids:
+            raise ValueError(
+                f"{train_set.ann_file} and {val_set.ann_file} have different categories; "
+                "a detector's classes must be the same in training and validation"
+            )
+        model = build_model(c, num_classes=train_set.num_classes, keypoint_names=train_set.keypoint_names)
+        return TrainSetup(
+            model=model,
+            train_set=GroupedBatches(train_set, c.train.batch_size, c.data.aspect_ratio_group_factor, c.train.seed),
+            loss_fn=loss_fn,
+            evaluate=make_evaluator(c, val_set),
+            best_metric=BEST_METRIC,
+            card=make_card(
+                c,
+                class_names=train_set.class_names,
+                category_ids=train_set.category_ids,
+                keypoint_names=train_set.keypoint_names,
+            ),
+            collate_fn=unwrap_batch,
+            param_groups=param_groups(model, c),
+            train_cfg=dataclasses.replace(c.train, batch_size=1),  # one item = one ready batch of batch_size images
         )
-    model = build_model(cfg, train_set.num_classes, train_set.keypoint_names)
-    batches = GroupedBatches(train_set, cfg.train.batch_size, cfg.data.aspect_ratio_group_factor, cfg.train.seed)
-    loader_cfg = dataclasses.replace(cfg.train, batch_size=1)  # one item = one ready batch of batch_size images
-    card = make_card(cfg, train_set.class_names, train_set.category_ids, train_set.keypoint_names)
 
-    from hrnet.engine.trainer import Trainer
-
-    trainer = Trainer(
-        model,
-        batches,
-        loader_cfg,
-        out_dir,
-        loss_fn,
-        make_evaluator(cfg, val_set),
-        collate_fn=unwrap_batch,
-        best_metric=BEST_METRIC,
+    return run_training(
+        cfg,
+        out,
+        build,
+        task="det",
+        check=lambda c: check_det_data(c, level="quick"),
+        logger=log,
+        resume=resume,
+        exist_ok=exist_ok,
+        device=device,
         dist=dist,
-        config_dict=config_to_dict(cfg),
-        param_groups=param_groups(model, cfg),
-        card=card,
     )
-    return trainer.fit(resume=resume)
 
 
 def evaluate(
     cfg: DetConfig,
     weights: str | Path | None,
     device: str | None = None,
+    *,
+    dist: DistInfo | None = None,
     results_file: str | Path | None = None,
     model: nn.Module | None = None,
-    dist: DistInfo | None = None,
     per_class: bool | None = None,
 ) -> dict[str, float]:
     """COCO metrics of ``weights`` (ours, official or mmdet; or ``model``) on the validation set of ``cfg``.
@@ -152,7 +161,9 @@ def evaluate(
     dist = dist or init_distributed(device)
     dataset = build_dataset(cfg, train=False)
     if model is None:
-        model = build_model(cfg, dataset.num_classes, dataset.keypoint_names, pretrained=weights is None)
+        model = build_model(
+            cfg, num_classes=dataset.num_classes, keypoint_names=dataset.keypoint_names, pretrained=weights is None
+        )
         if weights is not None:
             load_detection_weights(model, weights, on_head_mismatch="error")
     model = model.to(dist.device).eval()

@@ -3,8 +3,9 @@
 Resizing to "shorter side 800, longer side at most 1333" (Section 6), normalisation and padding the
 batch to a multiple of 32 happen inside the model, in torchvision's ``GeneralizedRCNNTransform``, which
 also maps the predictions back to the original image. So training, evaluation and ``predict`` share one
-path and every dataset sample stays at its original size. :class:`DetTransform` adds the one thing the
-official checkpoints need: BGR input (HRNet-Object-Detection and mmdet's HRNet FCOS were trained on BGR).
+path and every dataset sample stays at its original size. :class:`DetTransform` adds a BGR option: the
+R-CNN checkpoints of every source (ours, HRNet-Object-Detection, mmdet) take RGB, and only FCOS checkpoints
+of HRNet-FCOS / mmdet and users' own BGR-trained models take BGR (:mod:`hrnet.detection.conventions`).
 
 The dataset side only flips (the paper's "standard horizontal flipping"); multi-scale training is a list
 of shorter sides, one drawn per batch by the model transform.
@@ -27,7 +28,8 @@ MAX_SIZE = 1333
 
 
 class DetTransform(GeneralizedRCNNTransform):
-    """``GeneralizedRCNNTransform`` that can feed the network BGR (``bgr=True``) for BGR-trained weights.
+    """``GeneralizedRCNNTransform`` that can feed the network BGR (``bgr=True``) for BGR-trained weights
+    (FCOS files of HRNet-FCOS / mmdet, or your own; the official and mmdet R-CNN checkpoints take RGB).
 
     Images come in as RGB floats in [0, 1]; the channel flip happens before the normalisation, so
     ``image_mean`` / ``image_std`` are given in the order the network saw them.
@@ -55,16 +57,6 @@ class DetTransform(GeneralizedRCNNTransform):
 def to_tensor(image: np.ndarray) -> Tensor:
     """RGB uint8 (H, W, 3) -> float (3, H, W) in [0, 1], the input every torchvision detector takes."""
     return torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)
-
-
-def flip_index(names: Sequence[str]) -> list[int]:
-    """For each keypoint, the index of its mirror image (``left_*`` <-> ``right_*``; others map to themselves)."""
-    index = {n: i for i, n in enumerate(names)}
-    out = []
-    for name in names:
-        mirror = name.replace("left", "\0").replace("right", "left").replace("\0", "right")
-        out.append(index.get(mirror, index[name]))
-    return out
 
 
 def hflip(

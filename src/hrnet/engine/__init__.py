@@ -14,28 +14,47 @@ from hrnet.engine.config import (
     save_config,
 )
 from hrnet.engine.data import SeededSamples, seed_everything
-from hrnet.engine.distributed import DistInfo, all_gather_object, all_reduce_, barrier, cleanup, init_distributed
+from hrnet.engine.distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_,
+    barrier,
+    broadcast_object,
+    cleanup,
+    init_distributed,
+    print_main,
+)
+from hrnet.engine.launch import RunContext, TrainSetup, run_training
 from hrnet.engine.optim import build_optimizer, build_scheduler
+from hrnet.engine.rundir import RunLockedError, claim_train_dir, make_run_dir
 from hrnet.engine.trainer import Trainer
 
 __all__ = [
     "CheckpointError",
     "DistInfo",
+    "RunContext",
+    "RunLockedError",
     "OptimConfig",
     "ScheduleConfig",
     "SeededSamples",
     "TrainConfig",
+    "TrainSetup",
     "Trainer",
     "all_gather_object",
     "all_reduce_",
     "barrier",
+    "broadcast_object",
     "build_optimizer",
     "build_scheduler",
+    "claim_train_dir",
     "cleanup",
     "config_to_dict",
     "init_distributed",
     "load_checkpoint",
     "load_config",
+    "make_run_dir",
+    "print_main",
+    "run_training",
     "save_checkpoint",
     "save_config",
     "seed_everything",

@@ -116,6 +116,27 @@ def all_gather_object(obj: Any) -> list:
     return out
 
 
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s picklable ``obj`` on every rank (``obj`` itself without a group); what the other
+    ranks pass is ignored. How every rank learns a decision only rank 0 can take (the run folder)."""
+    if not is_initialized() or tdist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    tdist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def is_main_process() -> bool:
+    """Rank 0 of the active group, or of the ``torchrun`` environment (``RANK``) before a group exists."""
+    return get_rank() == 0 if is_initialized() else int(os.environ.get("RANK", "0")) == 0
+
+
+def print_main(*values: Any, **kwargs: Any) -> None:
+    """``print`` on the main process only, so a command run under ``torchrun`` prints its result once."""
+    if is_main_process():
+        print(*values, **kwargs)
+
+
 _OPS = {"sum": "SUM", "max": "MAX", "min": "MIN", "mean": "SUM", "avg": "SUM"}
 
 

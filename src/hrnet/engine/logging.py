@@ -38,7 +38,7 @@ class MetricsLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - optional extra
             except ImportError as exc:
                 raise ImportError(
                     "train.tensorboard=true needs the tensorboard package: pip install 'hrnet[tensorboard]'"

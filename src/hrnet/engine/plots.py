@@ -11,6 +11,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from hrnet.atomic import atomic_path
 
 
@@ -44,7 +46,6 @@ def plot_metrics(
     jsonl_path: str | Path, out_png: str | Path, metrics: Sequence[str] = ("AP", "AP50", "AP75", "AR")
 ) -> Path:
     """Draw the loss (per logged step and per epoch) and the evaluation ``metrics`` of a run to a PNG."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend state, renders with Agg
 
     path = Path(jsonl_path)
     records = _read_jsonl(path)

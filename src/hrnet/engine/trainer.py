@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,73 @@ def _atomic_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
+RUN_FILES = ("last.pt", "best.pt", "model_best.safetensors", "metrics.jsonl", "config.yaml")
+"""What a run writes into its folder (plus ``tensorboard/`` when enabled)."""
+
+
+@dataclass
+class BestTracker:
+    """The best evaluation so far: by ``metric`` (None: the first metric evaluated), and when it was."""
+
+    metric: str | None = None
+    higher_is_better: bool = True
+    value: float | None = None
+    epoch: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the checkpoint stores under ``best``."""
+        return {"metric": self.metric, "value": self.value, "epoch": self.epoch}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`as_dict` (the direction of comparison stays this run's)."""
+        self.metric, self.value, self.epoch = state.get("metric"), state.get("value"), state.get("epoch")
+
+    def update(self, metrics: dict[str, float] | None, epoch: int) -> bool:
+        """True when the model of ``epoch`` becomes the best: a better score, or nothing scored yet."""
+        if metrics is None:
+            return self.value is None
+        name = self.metric or next(iter(metrics), None)
+        if name is None:
+            return self.value is None
+        if name not in metrics:
+            raise KeyError(f"best_metric {name!r} not among the evaluation metrics {sorted(metrics)}")
+        value = metrics[name]
+        better = self.value is None or (value > self.value if self.higher_is_better else value < self.value)
+        if better:
+            self.metric, self.value, self.epoch = name, value, epoch
+        return better
+
+
+@dataclass
+class RunOutputs:
+    """The files of a run folder, written by the main rank only: ``config.yaml``, ``last.pt``, ``best.pt``
+    and ``model_best.safetensors`` (weights plus the task's model card, which predict / export need)."""
+
+    out_dir: Path
+    config_dict: dict
+    card: ModelCard | None = None
+
+    @property
+    def last(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    def write_config(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.config_dict, self.out_dir / "config.yaml")
+
+    def save_last(self, state: dict) -> None:
+        save_checkpoint(state, self.last)
+
+    def save_best(self, model: nn.Module, best: BestTracker, epoch: int) -> None:
+        """``best.pt`` = the current ``last.pt``; ``model_best.safetensors`` = the weights, and the card with
+        the epoch and score they were chosen by."""
+        _atomic_copy(self.last, self.out_dir / "best.pt")
+        card = self.card
+        if card is not None:
+            card = dataclasses.replace(card, train={"epoch": epoch, "metric": best.metric, "value": best.value})
+        save_weights(model, self.out_dir / "model_best.safetensors", {"epoch": str(epoch)}, card=card)
+
+
 class Trainer:
     """Runs ``cfg.epochs`` epochs of ``loss_fn`` over ``train_set``; see the module docstring.
 
@@ -110,22 +178,41 @@ class Trainer:
         card: ModelCard | None = None,
     ) -> None:
         self.cfg = cfg
-        self.out_dir = Path(out_dir)
         self.loss_fn = loss_fn
         self.evaluate = evaluate
-        self.collate_fn = collate_fn
-        self.higher_is_better = higher_is_better
         self.dist = dist if dist is not None else init_distributed()
         self.device = self.dist.device
-        self.config_dict = config_dict if config_dict is not None else config_to_dict(cfg)
-        self.card = card  # embedded in model_best.safetensors, so predict / export need nothing else
+        self.outputs = RunOutputs(Path(out_dir), config_dict if config_dict is not None else config_to_dict(cfg), card)
+        self._best = BestTracker(best_metric, higher_is_better)
 
         seed_everything(cfg.seed + self.dist.rank)
         if cfg.deterministic:
             set_deterministic()
         self._setup_amp()
+        self._setup_model(model, find_unused_parameters)
+        self._setup_data(train_set, collate_fn, drop_last, seed_samples)
+        self._setup_optimisation(param_groups)
 
-        if cfg.sync_bn and self.dist.world_size > 1:
+        self.epoch = 0  # epochs completed = index of the epoch in progress
+        self.step_in_epoch = 0  # optimizer steps done inside the epoch in progress
+        self.iteration = 0  # optimizer steps done in total
+        self.last_metrics: dict[str, float] = {}
+        self.eval_pending = False  # the last checkpoint was taken before its epoch's evaluation finished
+        self._logger: MetricsLogger | None = None
+
+    @property
+    def out_dir(self) -> Path:
+        """The run folder."""
+        return self.outputs.out_dir
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The best score so far: ``{"metric", "value", "epoch"}``."""
+        return self._best.as_dict()
+
+    def _setup_model(self, model: nn.Module, find_unused_parameters: bool) -> None:
+        """The model on this rank's device (SyncBN converted when asked) and its DDP wrapper for training."""
+        if self.cfg.sync_bn and self.dist.world_size > 1:
             if self.device.type != "cuda":
                 raise ValueError(
                     "train.sync_bn=true needs CUDA: torch's SyncBatchNorm only runs on GPU modules; "
@@ -140,14 +227,19 @@ class Trainer:
                 device_ids=[self.device] if self.device.type == "cuda" else None,
                 find_unused_parameters=find_unused_parameters,
             )
-        self.optimizer = build_optimizer(param_groups if param_groups is not None else self.model, cfg.optim)
 
+    def _setup_data(
+        self, train_set: Dataset, collate_fn: Callable[[list], Any] | None, drop_last: bool, seed_samples: bool
+    ) -> None:
+        """The sharded sampler and the epoch length (batches and optimizer steps) this rank sees."""
+        cfg = self.cfg
         if isinstance(train_set, IterableDataset):
             raise TypeError(
                 "Trainer needs a map-style Dataset (len + __getitem__) for sharding and exact resume; "
                 f"got the IterableDataset {type(train_set).__name__}"
             )
         self.train_set = train_set
+        self.collate_fn = collate_fn
         self.loader_set: Dataset = SeededSamples(train_set, cfg.seed) if seed_samples else train_set
         self.sampler = DistributedSampler(
             self.loader_set,
@@ -169,16 +261,13 @@ class Trainer:
             batches = min(batches, cfg.max_iters_per_epoch * cfg.accum_steps)
         self.batches_per_epoch = batches
         self.iters_per_epoch = math.ceil(batches / cfg.accum_steps)
+
+    def _setup_optimisation(self, param_groups: Iterable[Any] | None) -> None:
+        """Optimizer, per-iteration LR schedule and the fp16 loss scaler (a no-op unless ``amp=fp16``)."""
+        cfg = self.cfg
+        self.optimizer = build_optimizer(param_groups if param_groups is not None else self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.iters_per_epoch, cfg.epochs)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
-
-        self.epoch = 0  # epochs completed = index of the epoch in progress
-        self.step_in_epoch = 0  # optimizer steps done inside the epoch in progress
-        self.iteration = 0  # optimizer steps done in total
-        self.best: dict[str, Any] = {"metric": best_metric, "value": None, "epoch": None}
-        self.last_metrics: dict[str, float] = {}
-        self.eval_pending = False  # the last checkpoint was taken before its epoch's evaluation finished
-        self._logger: MetricsLogger | None = None
 
     # ------------------------------------------------------------------------------------------------
     def _setup_amp(self) -> None:
@@ -224,8 +313,7 @@ class Trainer:
         if resume is not None:
             self._load(resume)
         if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(self.config_dict, self.out_dir / "config.yaml")
+            self.outputs.write_config()
         self._logger = MetricsLogger(self.out_dir, enabled=self.dist.is_main, tensorboard=self.cfg.tensorboard)
         try:
             if self.eval_pending and self.evaluate is not None:  # the run stopped during this evaluation
@@ -255,13 +343,11 @@ class Trainer:
         self._save_last()
         metrics = self._run_eval_guarded() if evaluate else None
         self.eval_pending = False
-        improved = self._update_best(metrics) if metrics is not None else self.best["value"] is None
+        improved = self._best.update(metrics, self.epoch)
         if evaluate:
             self._save_last()
         if improved and self.dist.is_main:
-            _atomic_copy(self.out_dir / "last.pt", self.out_dir / "best.pt")
-            # weights only, for eval / predict
-            self._save_best_weights()
+            self.outputs.save_best(self.model, self._best, self.epoch)
 
     def _run_eval_guarded(self) -> dict[str, float] | None:
         """The evaluation of this epoch, or None when it failed: the reason is logged and recorded in
@@ -269,13 +355,13 @@ class Trainer:
         when ``train.on_eval_error`` is ``stop`` (the epoch's checkpoint is already on disk)."""
         try:
             metrics = self._run_eval()
-            name = self.best["metric"]
+            name = self._best.metric
             if name is not None and name not in metrics:
                 raise KeyError(f"best_metric {name!r} not among the evaluation metrics {sorted(metrics)}")
             return metrics
         except Exception as exc:  # noqa: BLE001 - any failure of user / task evaluation code is reported
             reason = f"{type(exc).__name__}: {exc}"
-            last = self.out_dir / "last.pt"
+            last = self.outputs.last
             self._logger.log({"epoch": self.epoch, "iteration": self.iteration, "error": reason}, kind="eval_error")
             if self.dist.is_main:
                 log.error(
@@ -292,16 +378,6 @@ class Trainer:
                     f"cause and continue with --resume {last}"
                 ) from exc
             return None
-
-    def _save_best_weights(self) -> None:
-        """``model_best.safetensors``: the weights and, when the task gave one, its model card with the epoch
-        and score it was chosen by."""
-        card = self.card
-        if card is not None:
-            card = dataclasses.replace(
-                card, train={"epoch": self.epoch, "metric": self.best["metric"], "value": self.best["value"]}
-            )
-        save_weights(self.model, self.out_dir / "model_best.safetensors", {"epoch": str(self.epoch)}, card=card)
 
     def _train_epoch(self, epoch: int) -> None:
         cfg, accum = self.cfg, self.cfg.accum_steps
@@ -419,22 +495,6 @@ class Trainer:
             log.info("eval after epoch %d: %s", self.epoch, metrics)
         return metrics
 
-    def _update_best(self, metrics: dict[str, float] | None) -> bool:
-        """True when this epoch's model becomes ``best``: a better metric, or no evaluation has run yet."""
-        if metrics is None:
-            return self.best["value"] is None
-        name = self.best["metric"] or next(iter(metrics), None)
-        if name is None:
-            return self.best["value"] is None
-        if name not in metrics:
-            raise KeyError(f"best_metric {name!r} not among the evaluation metrics {sorted(metrics)}")
-        value = metrics[name]
-        old = self.best["value"]
-        better = old is None or (value > old if self.higher_is_better else value < old)
-        if better:
-            self.best = {"metric": name, "value": value, "epoch": self.epoch}
-        return better
-
     # ------------------------------------------------------------------------------------------------
     def state_dict(self, rng: list | None = None) -> dict:
         """The checkpoint dict (see the module docstring for the keys)."""
@@ -449,16 +509,16 @@ class Trainer:
             "iters_per_epoch": self.iters_per_epoch,
             "world_size": self.dist.world_size,
             "rng": rng if rng is not None else [get_rng_state()],
-            "best": dict(self.best),
+            "best": self._best.as_dict(),
             "metrics": dict(self.last_metrics),
             "eval_pending": bool(self.eval_pending),
-            "config": self.config_dict,
+            "config": self.outputs.config_dict,
         }
 
     def _save_last(self) -> None:
         rng = all_gather_object(get_rng_state())  # a collective: every rank takes part
         if self.dist.is_main:
-            save_checkpoint(self.state_dict(rng), self.out_dir / "last.pt")
+            self.outputs.save_last(self.state_dict(rng))
 
     def _load(self, path: str | Path) -> None:
         state = load_checkpoint(path, map_location="cpu")
@@ -483,7 +543,8 @@ class Trainer:
                 f"checkpoint {path} was taken mid-epoch with {saved_ipe} steps per epoch, but this run has "
                 f"{self.iters_per_epoch}; resume with the same data, batch_size, accum_steps and world size"
             )
-        self.best = dict(state.get("best") or self.best)
+        if state.get("best"):
+            self._best.load(state["best"])
         self.last_metrics = dict(state.get("metrics") or {})
         self.eval_pending = bool(state.get("eval_pending", False))
         rng = state["rng"]

@@ -15,11 +15,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+
+from hrnet import registry
 from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
+from hrnet.models.sources import resolve_source
+from hrnet.version import __version__
 
 CARD_KEY = "hrnet.card"
 CARD_FORMAT = 1
-TASKS = ("pose", "seg", "cls", "det")
 
 
 @dataclass
@@ -46,8 +50,8 @@ class ModelCard:
     format: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"model card: task must be one of {TASKS}, got {self.task!r}")
+        if self.task not in registry.names():
+            raise ValueError(f"model card: task must be one of {registry.names()}, got {self.task!r}")
         if not isinstance(self.num_outputs, int) or self.num_outputs < 1:
             raise ValueError(f"model card: num_outputs must be a positive integer, got {self.num_outputs!r}")
         if len(self.labels) != self.num_outputs:
@@ -55,8 +59,6 @@ class ModelCard:
         if self.input_size is not None and len(self.input_size) != 2:
             raise ValueError(f"model card: input_size must be [H, W], got {self.input_size}")
         if not self.version:
-            from hrnet import __version__
-
             self.version = __version__
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +88,20 @@ class ModelCard:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{origin}: {err}") from err
 
+    def builder_overrides(self) -> dict[str, Any]:
+        """``overrides`` as the builder takes them: JSON turned tuples into lists, and they are turned back."""
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in self.overrides.items()}
+
+    def require_meta(self, key: str, kind: type, what: str) -> Any:
+        """``meta[key]`` checked to be a ``kind``; a hand-made card without it gets one line naming the entry."""
+        value = self.meta.get(key)
+        if not isinstance(value, kind):
+            raise ValueError(
+                f"model card of {self.model}: a {self.task} card needs meta.{key} ({what}); "
+                f"{'it is missing' if value is None else f'got {type(value).__name__}'}"
+            )
+        return value
+
     def metadata(self) -> dict[str, str]:
         """The safetensors metadata entry holding this card."""
         return {CARD_KEY: self.to_json()}
@@ -107,13 +123,9 @@ def read_card(path: str | Path) -> ModelCard | None:
 
     Only the safetensors header is read, not the tensors, so this is cheap on large files.
     """
-    from hrnet.models.weights import resolve_source
-
     path = resolve_source(path)
     if path.suffix != ".safetensors":
         return None
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = fh.metadata()

@@ -13,11 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from hrnet.atomic import atomic_path, write_bytes
 from hrnet.models.card import ModelCard
+from hrnet.models.sources import resolve_source
 
 log = logging.getLogger("hrnet")
 
@@ -43,33 +46,39 @@ class LoadResult(NamedTuple):
     reinitialized: tuple[str, ...] = ()
 
 
-HF_PREFIX = "hf-hub:"
+# numeric NumPy dtypes whose arrays mmpose 1.x / mmengine checkpoints keep in ``meta`` (sigmas, colours,
+# keypoint weights: float32 and uint8 in practice); object, string and void dtypes stay refused
+NUMPY_META_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+NUMPY_META_DTYPES += ("float16", "float32", "float64")
 
 
-def resolve_source(src: str | Path) -> Path:
-    """A local path for ``src``: a file path, or ``hf-hub:<org>/<repo>[/<file>]`` fetched through the
-    optional ``huggingface_hub`` (default file ``model.safetensors``; its cache and offline mode apply)."""
-    text = str(src)
-    if text.startswith(HF_PREFIX):
-        parts = text[len(HF_PREFIX) :].strip("/").split("/")
-        if len(parts) < 2 or not all(parts):
-            raise ValueError(f"{text}: expected hf-hub:<org>/<repo> or hf-hub:<org>/<repo>/<file>")
-        filename = "/".join(parts[2:]) or "model.safetensors"
-        return hub_download("/".join(parts[:2]), filename)
-    path = Path(src)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found")
-    return path
+def numpy_safe_globals() -> list[Any]:
+    """What ``torch.load(weights_only=True)`` needs to rebuild plain NumPy arrays and scalars, and nothing
+    more: the array and scalar reconstructors, ``ndarray``, ``dtype`` and the numeric dtype classes.
+
+    The reconstructors are taken from NumPy's own ``__reduce__`` (no private module path) and listed
+    under both module names files carry: ``numpy.core.multiarray`` (written by NumPy 1.x, i.e. every
+    published mmpose 1.x file) and ``numpy._core.multiarray`` (NumPy 2). Torch < 2.6 takes no alias
+    names, so there only the running NumPy's own names are allowed."""
+    reconstruct = np.zeros(1).__reduce__()[0]
+    scalar = np.float32(0).__reduce__()[0]
+    found: list[Any] = [np.ndarray, np.dtype, *(type(np.dtype(name)) for name in NUMPY_META_DTYPES)]
+    if torch.torch_version.TorchVersion(torch.__version__) < (2, 6):
+        return [reconstruct, scalar, *found]
+    for fn in (reconstruct, scalar):
+        found += [(fn, f"numpy.{core}.multiarray.{fn.__name__}") for core in ("core", "_core")]
+    return found
 
 
 def _read_file(path: Path) -> Any:
+    """The object in a weights file: safetensors, or a torch file (zip or legacy format, ``.pth.tar``
+    included) unpickled with ``weights_only`` and plain NumPy arrays allowed (mmpose 1.x ``meta``)."""
     path = resolve_source(path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any decode failure means the same thing to the user
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         if "weights_only" in str(err) or "Weights only" in first:  # pickled objects beyond tensors: refused
@@ -133,7 +142,7 @@ def read_state_dict(src: str | Path | Mapping[str, Any] | nn.Module) -> dict[str
     return normalize_keys(_unwrap(obj, origin))
 
 
-def _describe(keys: Sequence[str], limit: int = 4) -> str:
+def describe_keys(keys: Sequence[str], limit: int = 4) -> str:
     """'73 keys in stage4 (67), last_layer (6): stage4.0.fuse_layers..., ...': where, then examples."""
     groups: dict[str, int] = {}
     for k in keys:
@@ -249,9 +258,9 @@ def load_weights(
     if strict and (missing or unexpected):
         parts = []
         if missing:
-            parts.append(f"missing keys: {_describe(missing)}")
+            parts.append(f"missing keys: {describe_keys(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys: {_describe(unexpected)}")
+            parts.append(f"unexpected keys: {describe_keys(unexpected)}")
         raise ValueError(f"{origin}: weights do not match the model ({'; '.join(parts)})")
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     return LoadResult(missing, unexpected, heads)
@@ -274,49 +283,9 @@ def save_weights(
     # clone: safetensors refuses tensors that share storage
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     if path.suffix == ".safetensors":
-        from safetensors.torch import save
-
         # bytes through write_bytes: safetensors' save_file recreates the file owner-only (0600)
         write_bytes(path, save(state, metadata={"format": "pt", **(metadata or {})}))
     else:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
     return path
-
-
-def hub_download(repo_id: str, filename: str = "model.safetensors") -> Path:
-    """Download (or reuse from the local cache) one file of a Hugging Face hub repository."""
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as err:
-        raise ImportError("hub weights need huggingface_hub: pip install 'hrnet[hub]'") from err
-    try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
-    except Exception as err:  # noqa: BLE001 - offline, missing repo or file: one message for the user
-        raise FileNotFoundError(
-            f"hf-hub:{repo_id}/{filename}: cannot get it from the hub ({type(err).__name__}: {err})"
-        ) from err
-
-
-def load_pretrained(model: nn.Module, name: str, pretrained: bool | str | Path) -> LoadResult:
-    """ImageNet (or other task) weights to start training ``model`` from: a local file, or the official
-    ones from the hub for ``name``.
-
-    Fine-tuning: a head of another size is re-initialised (logged); heads that the file cannot fill
-    (task heads on a classification file, feature extractors) are reported and left as initialised.
-    """
-    from hrnet.models.zoo import HUB_REPOS, _split
-
-    task, backbone = _split(name)
-    if pretrained is True:
-        if backbone not in HUB_REPOS:
-            raise ValueError(f"no published ImageNet weights for {backbone!r}; available: {sorted(HUB_REPOS)}")
-        path = hub_download(HUB_REPOS[backbone])
-    else:
-        path = resolve_source(pretrained)
-    state = read_state_dict(path)
-    strict = not task and not mismatched_head_keys(model, state) and not hasattr(model, "feature_info")
-    result = load_weights(model, state, strict=strict, on_head_mismatch="reinit")
-    if not strict and result.missing:
-        log.info("%s: %s model tensors not in the file (kept as initialised)", path, _describe(result.missing, 4))
-    return result

@@ -9,14 +9,17 @@ from ``hrnet_w{W}`` by a handful of numbers, written here once.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from hrnet.models import sources
 from hrnet.models.backbone import HRNetConfig
 from hrnet.models.task_models import HRNetClassifier, HRNetFeatures, HRNetPose, HRNetSegmentation
+from hrnet.models.weights import LoadResult, describe_keys, load_weights, mismatched_head_keys, read_state_dict
 
 # the small variants of the official repositories, as differences from the standard topology
 SMALL_VARIANTS: dict[str, dict[str, Any]] = {
@@ -42,6 +45,7 @@ HUB_REPOS = {
     "hrnet_w18_small_v2": "timm/hrnet_w18_small_v2.ms_in1k",
     **{f"hrnet_w{w}": f"timm/hrnet_w{w}.ms_in1k" for w in OFFICIAL_WIDTHS},
 }
+log = logging.getLogger("hrnet")
 _BACKBONE_RE = re.compile(r"^hrnet_w(\d+)$")
 
 
@@ -121,21 +125,27 @@ def create_model(
     else:
         model = HRNetClassifier(cfg, num_classes=1000 if num_classes is None else num_classes, head=head)
     if pretrained:
-        from hrnet.models.weights import load_pretrained
-
         load_pretrained(model, name, pretrained)
     return model
 
 
-HEAD_ARGUMENT = {"pose": "num_joints", "seg": "num_classes", "cls": "num_classes"}
+def load_pretrained(model: nn.Module, name: str, pretrained: bool | str | Path) -> LoadResult:
+    """ImageNet (or other task) weights to start training ``model`` from: a local file, or the official
+    ones from the hub for ``name``.
 
-
-def create_from_card(card: Any) -> nn.Module:
-    """The zoo model a :class:`~hrnet.models.card.ModelCard` describes (pose, seg or cls), weights not loaded.
-
-    JSON turns tuples into lists; backbone overrides that are sequences are turned back into tuples.
+    Fine-tuning: a head of another size is re-initialised (logged); heads that the file cannot fill
+    (task heads on a classification file, feature extractors) are reported and left as initialised.
     """
-    if card.task not in HEAD_ARGUMENT:
-        raise ValueError(f"model card of task {card.task!r} is not a zoo model (pose, seg, cls)")
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in card.overrides.items()}
-    return create_model(card.model, **{HEAD_ARGUMENT[card.task]: card.num_outputs}, **overrides)
+    task, backbone = _split(name)
+    if pretrained is True:
+        if backbone not in HUB_REPOS:
+            raise ValueError(f"no published ImageNet weights for {backbone!r}; available: {sorted(HUB_REPOS)}")
+        path = sources.hub_download(HUB_REPOS[backbone])
+    else:
+        path = sources.resolve_source(pretrained)
+    state = read_state_dict(path)
+    strict = not task and not mismatched_head_keys(model, state) and not hasattr(model, "feature_info")
+    result = load_weights(model, state, strict=strict, on_head_mismatch="reinit")
+    if not strict and result.missing:
+        log.info("%s: %s model tensors not in the file (kept as initialised)", path, describe_keys(result.missing, 4))
+    return result

@@ -1,27 +1,19 @@
 """Human pose estimation with HRNetV1 (Section 4 of the paper): top-down, heatmaps at 1/4 resolution.
 
 ``PoseEstimator`` is the Python face of ``hrnet pose predict``; ``train`` / ``evaluate`` are
-``hrnet pose train`` / ``hrnet pose eval``. Imports are lazy so that ``import hrnet.pose`` stays cheap.
+``hrnet pose train`` / ``hrnet pose eval``.
+
+Names are imported from their submodules on first use (:func:`hrnet.lazy.lazy_package`), so importing
+the package, as the task registry does, stays cheap.
 """
 
-from __future__ import annotations
+from hrnet.lazy import lazy_package
 
-from importlib import import_module
-from typing import Any
-
-_EXPORTS = {
-    "PoseEstimator": "hrnet.pose.api",
-    "PoseResult": "hrnet.pose.api",
-    "KeypointSet": "hrnet.pose.keypoints",
-    "COCO_KEYPOINTS": "hrnet.pose.keypoints",
-    "MPII_KEYPOINTS": "hrnet.pose.keypoints",
-    "load_keypoint_set": "hrnet.pose.keypoints",
-    "PoseConfig": "hrnet.pose.config",
-}
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'hrnet.pose' has no attribute {name!r}")
+__all__ = lazy_package(
+    __name__,
+    {
+        "hrnet.pose.api": ["PoseEstimator", "PoseResult"],
+        "hrnet.pose.keypoints": ["KeypointSet", "COCO_KEYPOINTS", "MPII_KEYPOINTS", "load_keypoint_set"],
+        "hrnet.pose.config": ["PoseConfig"],
+    },
+)

@@ -1,11 +1,14 @@
 """Python API: ``PoseEstimator(name_or_weights)(image, boxes)`` -> :class:`PoseResult`.
 
-Boxes are (N, 4) or (N, 5) **x1, y1, x2, y2[, score]** in image pixels, like torchvision detectors.
-Without boxes, a ``detector`` supplies them: any callable image_rgb -> (N, 5) xyxy + score (e.g.
-:class:`hrnet.pose.detector.PersonDetector`), an ``hrnet.detection.Detector`` (its ``person_boxes``), a
-detector module, or a weights file (our carded detection weights, or a torchvision detector's); without
-either, the whole image is one person and the result says so (``boxes_source == "whole image"``). The
-crops, flip test and decoding are those of evaluation (:func:`hrnet.pose.inference.predict_crops`).
+``PoseEstimator()`` is the zoo's default COCO model (``pose_hrnet_w32.coco_256x192``) with the zoo's default
+person detector: ``PoseEstimator()("photo.jpg")`` finds every person and their keypoints. Boxes are (N, 4)
+or (N, 5) **x1, y1, x2, y2[, score]** in image pixels, like torchvision detectors. Without boxes, a
+``detector`` supplies them: by default the zoo's person detector (downloaded on the first image that needs
+it), a zoo name or weights file of another (:class:`hrnet.pose.detector.PersonDetector`), an
+``hrnet.detection.Detector`` (its ``person_boxes``), a detector module, or any callable image_rgb -> (N, 5)
+xyxy + score; with ``detector=None`` (or ``"none"``) the whole image is one person and the result says so
+(``boxes_source == "whole image"``). The crops, flip test and decoding are those of evaluation
+(:func:`hrnet.pose.inference.predict_crops`).
 """
 
 from __future__ import annotations
@@ -22,18 +25,19 @@ from torch import nn
 from hrnet.engine.distributed import resolve_device
 from hrnet.inputs import Frame, as_frames, batched
 from hrnet.io import as_rgb_array
-from hrnet.loader import resolve_model
+from hrnet.models.resolve import resolve_model
 from hrnet.models.zoo import create_model
-from hrnet.pose.boxes import validate_boxes
+from hrnet.pose.boxes import describe_counts, validate_boxes
 from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.config import PoseTestConfig
-from hrnet.pose.detector import as_person_detector
+from hrnet.pose.detector import DEFAULT_DETECTOR, as_person_detector, detector_info
 from hrnet.pose.evaluation import rescore
 from hrnet.pose.inference import crop_people, predict_crops
 from hrnet.pose.keypoints import COCO_KEYPOINTS, KeypointSet, load_keypoint_set
-from hrnet.pose.model import card_keypoint_set, card_test_config
+from hrnet.pose.model import card_keypoint_set, card_test_config, model_from_card
 from hrnet.pose.visualize import draw_poses
-from hrnet.results import Result
+from hrnet.pretrained import resolve_arguments, weights_info
+from hrnet.results import RANDOM_WEIGHTS, Result, warn_random_weights
 from hrnet.runtime import FACADE_RUNTIMES, facade_forward
 
 Detector = Callable[[np.ndarray], Any] | nn.Module | str | Path  # see as_person_detector
@@ -91,6 +95,11 @@ class PoseResult(Result):
             out["box_counts"] = dict(self.box_counts)
         return out
 
+    def warnings(self) -> list[str]:
+        """Boxes that were given but not used: wholly outside the image (dropped) or NaN / empty (skipped)."""
+        lost = {k: n for k, n in self.box_counts.items() if k in ("outside", "bad") and n}
+        return [describe_counts(lost)] if lost else []
+
     def plot(self, kpt_thr: float = 0.3, show_boxes: bool = True) -> np.ndarray:
         """RGB uint8 copy of the image with the skeletons (and boxes) drawn."""
         return draw_poses(
@@ -103,6 +112,11 @@ class PoseResult(Result):
         )
 
 
+def _is_default(detector: object) -> bool:
+    """True for the ``detector`` argument that means the zoo's person detector."""
+    return isinstance(detector, str) and detector.lower() == DEFAULT_DETECTOR
+
+
 def _same_set(a: KeypointSet, b: KeypointSet) -> bool:
     return list(a.names) == list(b.names)
 
@@ -110,6 +124,8 @@ def _same_set(a: KeypointSet, b: KeypointSet) -> bool:
 class PoseEstimator:
     """Top-down pose estimation with an HRNet.
 
+    ``PoseEstimator()`` runs the zoo's default COCO weights; ``PoseEstimator("pose_hrnet_w48.coco_384x288_dark")``
+    another entry of the zoo (``hrnet list --pretrained``), downloaded and verified once.
     ``PoseEstimator("model_best.safetensors")`` rebuilds a trained model from its card (keypoint set,
     crop size, test settings); ``PoseEstimator("pose_hrnet_w32", weights="official.pth")`` builds a
     named model for files without a card, with ``keypoint_set`` (default COCO). Explicit options win
@@ -118,19 +134,48 @@ class PoseEstimator:
     network: ``auto`` (default) the fastest runtime installed and checked against eager on this device
     (onnxruntime on a CPU when the ``onnx`` extra is installed), or ``eager`` / ``torch`` / ``compile`` /
     ``onnx`` (see :func:`hrnet.runtime.optimize_for_inference`); it is prepared on the first batch.
+
+    Args:
+        model: None (the zoo's default), a zoo entry (``"pose_hrnet_w32.coco_256x192"``), a carded weights
+            file, URL or ``hf-hub:org/repo``, a model name such as ``"pose_hrnet_w32"``, or a built module.
+            A bare name without ``weights`` has random weights (a warning says so).
+        weights: weights for a named model: a zoo entry, or a file / URL / hub name (official HRNet,
+            mmpose or ours).
+        pretrained: a bare model name gets the weights of its default zoo tag.
+        keypoint_set: a shipped set name (``"coco"``, ``"mpii"``, ...) or a YAML file; default: the
+            card's, else COCO's 17 keypoints.
+        input_size: the crop (H, W); default: the card's, else 256×192.
+        flip_test: average with the mirrored crop; default: the card's test settings.
+        shift_heatmap: shift the flipped heatmap by one pixel, as the official code; default: the card's.
+        dark: DARK sub-pixel decoding; default: the card's.
+        detector: gives person boxes when none are passed: ``"default"`` (the zoo's person detector,
+            loaded on first use), a zoo name or detection weights, a callable image -> (N, 5) boxes, an
+            :class:`hrnet.detection.Detector` or a detector module; None: the whole image is one person.
+        batch_size: person crops per network batch.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; ``None`` picks CUDA when present.
+        runtime: ``"auto"``, ``"eager"``, ``"torch"``, ``"compile"`` or ``"onnx"``.
+
+    Example:
+        ::
+
+            est = PoseEstimator("model_best.safetensors")  # or "pose_hrnet_w32", weights="official.pth"
+            res = est("photo.jpg", boxes=[[10, 20, 200, 400]])  # x1, y1, x2, y2 in pixels
+            res.keypoints, res.scores  # (people, K, 2) x, y image pixels; (people, K)
+            res.save("photo_pose.jpg")  # skeletons drawn
     """
 
     def __init__(
         self,
-        model: str | Path | nn.Module = "pose_hrnet_w32",
+        model: str | Path | nn.Module | None = None,
         weights: str | Path | None = None,
         *,
+        pretrained: bool = False,
         keypoint_set: KeypointSet | str | Path | None = None,
         input_size: Sequence[int] | None = None,
         flip_test: bool | None = None,
         shift_heatmap: bool | None = None,
         dark: bool | None = None,
-        detector: Detector | None = None,
+        detector: Detector | None = DEFAULT_DETECTOR,
         batch_size: int = 32,
         device: str | torch.device | None = None,
         runtime: str = "auto",
@@ -140,7 +185,13 @@ class PoseEstimator:
         def build(name: str) -> nn.Module:
             return create_model(name, num_joints=(explicit or COCO_KEYPOINTS).num_keypoints)
 
-        net, card = resolve_model("pose", model, weights, build)
+        source, weights, given = resolve_arguments("pose", model, weights, pretrained=pretrained)
+        net, card = resolve_model("pose", source, weights, build, model_from_card)
+        # a bare name builds an untrained network: said once here, and "weights": "random" in every result
+        self.random_weights = card is None and weights is None and not isinstance(source, nn.Module)
+        if self.random_weights:
+            warn_random_weights(str(source))
+        self.weights_info = weights_info(card, given)  # entry, metric, licence of zoo weights
         if card is not None:
             ks = card_keypoint_set(card)
             if explicit is not None and not _same_set(explicit, ks):
@@ -167,16 +218,42 @@ class PoseEstimator:
         self.device = resolve_device(device)
         self.model = net.to(self.device).eval()
         self.input_size = size
-        self.codec = HeatmapCodec((size[1], size[0]))  # the codec takes (w, h) like the official configs
+        # the codec takes (w, h) like the official configs
+        self.codec = HeatmapCodec((size[1], size[0]), dark=test.dark if dark is None else bool(dark))
         self.flip_test = test.flip_test if flip_test is None else bool(flip_test)
         self.shift_heatmap = test.shift_heatmap if shift_heatmap is None else bool(shift_heatmap)
-        self.dark = test.dark if dark is None else bool(dark)
-        self.detector = as_person_detector(detector, self.device)
+        # the default detector is loaded (downloaded once) on the first image without boxes; any other is
+        # resolved here, so a wrong name or file is an error now
+        self._detector_arg = detector
+        self._detector = None if _is_default(detector) else as_person_detector(detector, self.device)
         self.batch_size = batch_size
         if runtime not in FACADE_RUNTIMES:
             raise ValueError(f"runtime must be one of {FACADE_RUNTIMES}, got {runtime!r}")
         self.runtime = runtime
         self._forward = None
+
+    @property
+    def detector(self) -> Callable[[np.ndarray], Any] | None:
+        """The person detector used for images given without boxes (None: the whole image is one person)."""
+        if self._detector is None and _is_default(self._detector_arg):
+            self._detector = as_person_detector(DEFAULT_DETECTOR, self.device)
+        return self._detector
+
+    @detector.setter
+    def detector(self, value: Detector | None) -> None:
+        self._detector_arg = value
+        self._detector = None if _is_default(value) else as_person_detector(value, self.device)
+
+    @property
+    def detector_info(self) -> dict[str, Any] | None:
+        """What ``results.json`` says about the detector (None when the whole image is one person); loads
+        the default detector if it is not loaded yet."""
+        return detector_info(self.detector)
+
+    @property
+    def dark(self) -> bool:
+        """Whether keypoints are decoded with DARK (a setting of the codec, fixed at construction)."""
+        return self.codec.dark
 
     @property
     def forward(self):  # noqa: ANN201 - a callable like the model
@@ -190,8 +267,9 @@ class PoseEstimator:
         self, rgb: np.ndarray, boxes: Any, detector: Detector | None, skip_bad: bool = False
     ) -> tuple[np.ndarray, str, dict[str, int]]:
         """Validated (N, 5) boxes for one image and where they came from."""
-        detector = detector or self.detector
         h, w = rgb.shape[:2]
+        if boxes is None and detector is None:
+            detector = self.detector
         if boxes is None and detector is None:
             return np.array([[0.0, 0.0, w - 1.0, h - 1.0, 1.0]]), "whole image", {}
         source = "given" if boxes is not None else "detector"
@@ -202,9 +280,9 @@ class PoseEstimator:
     def _run(self, frames: list[tuple[np.ndarray, str | None, np.ndarray, str, dict]]) -> list[PoseResult]:
         """Crops of every person of every frame, batched through the network, split back per frame."""
         crops, centers, scales, owner = [], [], [], []
-        for i, (rgb, _, boxes, _, _) in enumerate(frames):
+        for i, (rgb, path, boxes, _, _) in enumerate(frames):
             if len(boxes):
-                c, ce, sc = crop_people(rgb, boxes[:, :4], self.codec.input_size)
+                c, ce, sc = crop_people(rgb, boxes[:, :4], self.codec.input_size, source=path)
                 crops.append(c)
                 centers.append(ce)
                 scales.append(sc)
@@ -213,6 +291,9 @@ class PoseEstimator:
         kpts, scores = np.zeros((0, k, 2)), np.zeros((0, k))
         if crops:
             all_crops, all_c, all_s = torch.cat(crops), np.concatenate(centers), np.concatenate(scales)
+            expect = getattr(self.forward, "expect", None)
+            if expect is not None:  # runtime "auto" decides for all the crops of these frames at once
+                expect(len(all_crops) * (2 if self.flip_test else 1))
             parts = []
             for idx in batched(range(len(all_crops)), self.batch_size):
                 sl = slice(idx[0], idx[-1] + 1)
@@ -226,7 +307,6 @@ class PoseEstimator:
                         self.keypoint_set.flip_pairs,
                         flip_test=self.flip_test,
                         shift_heatmap=self.shift_heatmap,
-                        dark=self.dark,
                         forward=self.forward,
                     )
                 )
@@ -249,6 +329,7 @@ class PoseEstimator:
                     counts,
                 )
             )
+            results[-1].weights = RANDOM_WEIGHTS if self.random_weights else None
         return results
 
     def __call__(

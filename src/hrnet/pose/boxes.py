@@ -31,6 +31,8 @@ BOXES_HELP = """person boxes (--boxes FILE), one of:
         entries of other categories than 1 (person) are ignored
   a COCO ground-truth file ({"images", "annotations", ...})
         its person boxes (bbox [x, y, w, h], score 1, crowd regions left out), matched by file name
+Boxes scored below --det-thr (default 0.5, the detector's threshold too) are left out, and the
+count is reported; a box without a score counts as 1. --boxes and --detector do not go together.
 Boxes beyond the image are clipped to it and boxes wholly outside are dropped (both counted and
 reported); a NaN, infinite or empty box (x2 <= x1 or y2 <= y1) stops the run naming the box, or is
 skipped and counted with --skip-bad. An image the file has no entry for gets no people."""
@@ -235,6 +237,22 @@ def load_boxes_file(path: str | Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float64).reshape(-1, 5) for k, v in table.items()}
 
 
+DEFAULT_SCORE_THR = 0.5  # predict keeps person boxes (of a file or a detector) scored at least this
+
+
+def drop_low_scores(table: dict[str, np.ndarray], score_thr: float) -> tuple[dict[str, np.ndarray], int]:
+    """A loaded boxes table without the boxes scored below ``score_thr``, and how many were left out.
+
+    Detection results files list every candidate down to tiny scores (a COCO person detections file
+    holds dozens of boxes per image); predict keeps those a detector run with the same threshold would.
+    """
+    if not 0.0 <= score_thr <= 1.0:
+        raise ValueError(f"--det-thr must be in [0, 1], got {score_thr:g}")
+    kept = {k: v[(v[:, 4] >= score_thr) | np.isnan(v[:, 4])] for k, v in table.items()}  # NaN: reported later
+    dropped = sum(len(v) for v in table.values()) - sum(len(v) for v in kept.values())
+    return kept, dropped
+
+
 def boxes_for(table: dict[str, np.ndarray], file: Path) -> np.ndarray | None:
     """The boxes of ``file`` in a loaded table: by file name, stem, or the numeric id of a COCO-style name
     (``000000000785.jpg`` -> ``785``); None when the table has no entry for it."""
@@ -248,4 +266,13 @@ def boxes_for(table: dict[str, np.ndarray], file: Path) -> np.ndarray | None:
     return None
 
 
-__all__ = ["BOXES_HELP", "BoxError", "boxes_for", "describe_counts", "load_boxes_file", "validate_boxes"]
+__all__ = [
+    "BOXES_HELP",
+    "DEFAULT_SCORE_THR",
+    "BoxError",
+    "boxes_for",
+    "describe_counts",
+    "drop_low_scores",
+    "load_boxes_file",
+    "validate_boxes",
+]

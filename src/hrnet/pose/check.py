@@ -15,34 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from hrnet.datacheck import DataReport, add_check_data_verb, finish_check
+from hrnet.engine.config import load_config
+from hrnet.io import image_size
+from hrnet.paths import under_root
 from hrnet.pose.config import PoseConfig, resolve_keypoint_set
 from hrnet.pose.datasets import annotation_problem, image_entry_problem, is_number, read_json
 from hrnet.pose.keypoints import KeypointSet
 
 LEVELS = ("quick", "full")
-
-
-def image_size_of(path: Path, level: str) -> tuple[int, int]:
-    """(width, height) of an image file: its header (``quick``) or the decoded image (``full``).
-
-    Raises FileNotFoundError / ValueError naming the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image file not found")
-    try:
-        with Image.open(path) as im:
-            if level == "full":
-                im.load()
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"{path}: cannot {'decode' if level == 'full' else 'read'} image ({err})") from err
-
-
-def _path(root: str, p: str) -> Path:
-    q = Path(p)
-    return q if q.is_absolute() else Path(root) / q
 
 
 def _check_image_file(
@@ -51,7 +33,7 @@ def _check_image_file(
     """Size of ``file`` (or None when it cannot be read), recording missing / unreadable / size mismatch."""
     report.checked["images"] += 1
     try:
-        size = image_size_of(file, level)
+        size = image_size(file, decode=level == "full")
     except FileNotFoundError:
         report.add("missing image", str(file), f"named by {where}")
         return None
@@ -238,7 +220,7 @@ def check_pose_data(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, le
             report.add("keypoint set unusable", f"data.keypoint_set={d.keypoint_set}", str(err))
     splits = []
     for ann, images in ((d.train_ann, d.train_images), (d.val_ann, d.val_images)):
-        pair = (_path(d.root, ann), _path(d.root, images))
+        pair = (under_root(d.root, ann), under_root(d.root, images))
         if pair not in splits:
             splits.append(pair)
     for ann_file, image_dir in splits:
@@ -252,7 +234,6 @@ def check_pose_data(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, le
 
 def cmd_check_data(args: argparse.Namespace) -> int:
     """``hrnet pose check-data --config YAML``: exit 0 without errors, 1 with (the table says which)."""
-    from hrnet.engine.config import load_config
 
     cfg = load_config(PoseConfig, args.config, args.overrides)
     return finish_check(check_pose_data(cfg, level="quick" if args.quick else "full"), args)

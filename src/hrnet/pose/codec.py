@@ -15,14 +15,23 @@ import cv2
 import numpy as np
 import torch
 
+from hrnet.labels import flip_permutation
 from hrnet.pose.transforms import affine_points, get_affine_transform
 
 
 class HeatmapCodec:
-    """Targets for training and decoding for testing; sizes are (w, h) like the official configs."""
+    """Targets for training and decoding for testing; sizes are (w, h) like the official configs.
+
+    ``dark`` picks the decoding rule (DARK refinement instead of the quarter-pixel step) once, where the
+    codec is made from the test settings, so every decode of one estimator or evaluation agrees.
+    """
 
     def __init__(
-        self, input_size: Sequence[int] = (192, 256), heatmap_size: Sequence[int] | None = None, sigma: float = 2.0
+        self,
+        input_size: Sequence[int] = (192, 256),
+        heatmap_size: Sequence[int] | None = None,
+        sigma: float = 2.0,
+        dark: bool = False,
     ) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         if heatmap_size is None:
@@ -31,6 +40,7 @@ class HeatmapCodec:
         if min(self.input_size + self.heatmap_size) <= 0 or sigma <= 0:
             raise ValueError(f"bad codec sizes {self.input_size}/{self.heatmap_size} or sigma {sigma}")
         self.sigma = float(sigma)
+        self.dark = bool(dark)
 
     @property
     def stride(self) -> np.ndarray:
@@ -68,13 +78,17 @@ class HeatmapCodec:
             weight = weight * np.asarray(joint_weights, dtype=np.float32)
         return target, weight[:, None]
 
+    def with_dark(self, dark: bool) -> HeatmapCodec:
+        """The same codec decoding with (or without) DARK: a dataset's codec turned into a test-time one."""
+        return HeatmapCodec(self.input_size, self.heatmap_size, self.sigma, dark=dark)
+
     def decode(
-        self, heatmaps: np.ndarray | torch.Tensor, centers: np.ndarray, scales: np.ndarray, dark: bool = False
+        self, heatmaps: np.ndarray | torch.Tensor, centers: np.ndarray, scales: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Heatmaps (N, K, h, w) + crop centers / scales (N, 2) -> coords (N, K, 2) in image pixels, maxvals (N, K)."""
         hm = heatmaps.detach().float().cpu().numpy() if isinstance(heatmaps, torch.Tensor) else np.asarray(heatmaps)
         hm = hm.astype(np.float32, copy=False)
-        coords, maxvals = heatmap_to_coords(hm, dark=dark, sigma=self.sigma)
+        coords, maxvals = heatmap_to_coords(hm, dark=self.dark, sigma=self.sigma)
         centers = np.asarray(centers, dtype=np.float64).reshape(-1, 2)
         scales = np.asarray(scales, dtype=np.float64).reshape(-1, 2)
         out = np.zeros_like(coords)
@@ -149,11 +163,7 @@ def flip_back(heatmaps: torch.Tensor, flip_pairs: Sequence[tuple[int, int]], shi
     mirroring maps pixel x to w - 1 - x, but the crop's flip is about its geometric centre, so without the
     shift the flipped prediction sits one heatmap pixel off (the official code's fix).
     """
-    out = heatmaps.flip(-1)
-    perm = list(range(heatmaps.shape[1]))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
-    out = out[:, perm]
+    out = heatmaps.flip(-1)[:, flip_permutation(heatmaps.shape[1], flip_pairs)]
     if shift:
         out = out.clone()
         out[..., 1:] = out[..., :-1].clone()

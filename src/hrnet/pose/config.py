@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hrnet.engine.config import TrainConfig
+from hrnet.paths import under_root
 from hrnet.pose.keypoints import FROM_ANNOTATIONS, KeypointSet, builtin_keypoint_sets, load_keypoint_set
 
 
@@ -102,6 +103,5 @@ def resolve_keypoint_set(data: PoseDataConfig) -> KeypointSet:
                 f"data.keypoint_set={FROM_ANNOTATIONS} needs COCO-style annotations "
                 f"(data.dataset: coco), not {data.dataset!r}"
             )
-        ann = Path(data.train_ann)
-        return load_keypoint_set(FROM_ANNOTATIONS, annotations=ann if ann.is_absolute() else Path(data.root) / ann)
+        return load_keypoint_set(FROM_ANNOTATIONS, annotations=under_root(data.root, data.train_ann))
     return load_keypoint_set(data.keypoint_set)

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset
 
-from hrnet.io import read_image
+from hrnet.io import image_size, read_image
 from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.keypoints import COCO_KEYPOINTS, MPII_KEYPOINTS, KeypointSet, load_keypoint_set
 from hrnet.pose.transforms import (
@@ -370,11 +369,7 @@ def _image_size(entry: dict, file: Path) -> tuple[int, int]:
     """(width, height) from the annotation, or from the image header when the annotation lacks it."""
     if "width" in entry and "height" in entry:
         return int(entry["width"]), int(entry["height"])
-    try:
-        with Image.open(file) as im:
-            return im.size
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{file}: cannot read image size ({err})") from err
+    return image_size(file)
 
 
 class CocoKeypoints(TopDownDataset):

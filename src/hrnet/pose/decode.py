@@ -15,13 +15,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-
-def flip_index(num_joints: int, flip_pairs: Sequence[Sequence[int]]) -> list[int]:
-    """Channel permutation of a mirrored heatmap stack (each keypoint to its left/right partner)."""
-    perm = list(range(num_joints))
-    for a, b in flip_pairs:
-        perm[int(a)], perm[int(b)] = int(b), int(a)
-    return perm
+from hrnet.labels import flip_permutation
+from hrnet.models.card import ModelCard
+from hrnet.pose.model import card_keypoint_set
 
 
 def decode_heatmaps(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
@@ -81,7 +77,7 @@ class PoseDecoder(nn.Module):
         k = num_joints if num_joints is not None else getattr(model, "num_joints", None)
         if self.flip_test and k is None:
             raise ValueError("the flip test needs the number of keypoints (num_joints=)")
-        perm = flip_index(int(k), flip_pairs) if self.flip_test and k is not None else []
+        perm = flip_permutation(int(k), flip_pairs) if self.flip_test and k is not None else []
         self.register_buffer("perm", torch.tensor(perm, dtype=torch.long), persistent=False)
 
     def heatmaps(self, x: Tensor) -> Tensor:
@@ -100,3 +96,19 @@ class PoseDecoder(nn.Module):
         hm = self.heatmaps(x).float()
         coords, scores = decode_heatmaps(hm)
         return heatmap_to_crop(coords, hm.shape[-2:], x.shape[-2:]), scores
+
+
+def decoder_from_card(model: nn.Module, card: ModelCard, flip: bool = False, topk: int = 5) -> PoseDecoder:
+    """The export decoder of a pose card (``topk`` is unused by pose). A flip test swaps left and right
+    keypoints by the card's flip pairs, so a card whose keypoint set has none refuses it rather than
+    averaging unswapped heatmaps."""
+    pairs = card_keypoint_set(card).flip_pairs
+    if flip and not pairs:
+        raise ValueError(
+            f"model card of {card.model}: its keypoint set has no flip pairs, so the flip test cannot swap "
+            f"left and right keypoints; export without --flip"
+        )
+    shift = bool(card.test.get("shift_heatmap", True))
+    return PoseDecoder(
+        model, flip_pairs=[tuple(p) for p in pairs] if flip else None, shift=shift, num_joints=card.num_outputs
+    )

@@ -27,8 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from hrnet.atomic import write_json
+from hrnet.engine.config import OptimConfig, ScheduleConfig, TrainConfig
+from hrnet.engine.plots import plot_metrics
+from hrnet.io import read_image, save_image
+from hrnet.pose.config import PoseConfig, PoseDataConfig, PoseModelConfig, PoseTestConfig
+from hrnet.pose.keypoints import load_keypoint_set
+from hrnet.pose.synthetic import make_synthetic_coco
+from hrnet.pose.train import evaluate, train
+from hrnet.pose.visualize import draw_poses
 
 log = logging.getLogger("hrnet.pose")
 
@@ -84,8 +93,6 @@ def demo_config(
     layout: dict[str, Path], settings: DemoSettings, epochs: int, seed: int, boxes: str | Path = "gt"
 ) -> Any:
     """The :class:`~hrnet.pose.train.PoseConfig` of the demo run."""
-    from hrnet.engine.config import OptimConfig, ScheduleConfig, TrainConfig
-    from hrnet.pose.config import PoseConfig, PoseDataConfig, PoseModelConfig, PoseTestConfig
 
     s = settings
     data = PoseDataConfig(
@@ -133,9 +140,6 @@ def draw_predictions(
     results: list[dict], ann_file: Path, image_dir: Path, out_dir: Path, count: int, score_thr: float = 0.2
 ) -> list[Path]:
     """Draw the COCO-format ``results`` of the first ``count`` images of ``ann_file`` into ``out_dir``."""
-    from hrnet.io import read_image, save_image
-    from hrnet.pose.keypoints import load_keypoint_set
-    from hrnet.pose.visualize import draw_poses
 
     with open(ann_file, encoding="utf-8") as fh:
         images = json.load(fh)["images"]
@@ -168,8 +172,6 @@ def run_demo(data: str | None, out: str, epochs: int | None, seed: int, *, setti
     afterwards: on a 2-core machine, 2 compute threads plus a loader process oversubscribe the cores and
     the spinning OpenMP threads make training several times slower than one thread.
     """
-    import torch
-
     s = settings or DemoSettings()
     threads = s.threads or max(1, _cpu_count() - s.workers)
     previous = torch.get_num_threads()
@@ -182,11 +184,6 @@ def run_demo(data: str | None, out: str, epochs: int | None, seed: int, *, setti
 
 def _run(data: str | None, out: str, epochs: int | None, seed: int, s: DemoSettings) -> int:
     """The demo's steps: data, seeded training, evaluation (GT and detected boxes), pictures, curves."""
-    from hrnet.engine.data import seed_everything
-    from hrnet.engine.plots import plot_metrics
-    from hrnet.pose.synthetic import make_synthetic_coco
-    from hrnet.pose.train import evaluate, train
-
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if epochs is not None and epochs < 1:
@@ -216,12 +213,9 @@ def _run(data: str | None, out: str, epochs: int | None, seed: int, s: DemoSetti
         layout = find_coco_layout(data)
     cfg = demo_config(layout, s, n_epochs, seed)
     run_dir = out_dir / "train"
-    for stale in ("last.pt", "best.pt", "model_best.safetensors", "metrics.jsonl"):
-        (run_dir / stale).unlink(missing_ok=True)  # a demo always trains from scratch: no stale run mixes in
-    # the network is initialised before the trainer seeds anything: seed here so a demo run is repeatable
-    seed_everything(seed)
     t1 = time.perf_counter()
-    train(cfg, run_dir)
+    # OUT/train is the demo's own run folder: a demo always trains from scratch, replacing an earlier one
+    train(cfg, run_dir, exist_ok=True)
     t_train = time.perf_counter() - t1
     weights = run_dir / "model_best.safetensors"
     results_file = run_dir / "results_val.json"

@@ -18,8 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pycocotools.cocoeval import COCOeval
 
+from hrnet.coco import coco_index
 from hrnet.pose.datasets import complete_coco_keypoints, read_coco_keypoints
+from hrnet.pose.keypoints import COCO_KEYPOINTS
 
 COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 CROWDPOSE_METRIC_NAMES = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
@@ -64,7 +67,6 @@ def oks_nms(
     vis_thr: float | None = None,
 ) -> list[int]:
     """Greedy NMS by OKS: indices of the kept poses (K, 3 each) in descending score order."""
-    from hrnet.pose.keypoints import COCO_KEYPOINTS
 
     kpts = np.asarray(keypoints, dtype=np.float64)
     if len(kpts) == 0:
@@ -144,19 +146,11 @@ def coco_results(
 def coco_ground_truth(gt: str | Path | dict | object) -> object:
     """A ``pycocotools.coco.COCO`` for ``gt``: a file or dict is read with :func:`read_coco_keypoints` first, so
     files without ``area`` / ``iscrowd`` (or with stale ``num_keypoints``) score instead of crashing."""
-    from pycocotools.coco import COCO
-
     if not isinstance(gt, str | Path | dict):
         return gt
     if isinstance(gt, dict):
-        data = complete_coco_keypoints(copy.deepcopy(gt), "ground truth").data
-    else:
-        data = read_coco_keypoints(gt).data
-    coco = COCO()
-    coco.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
+        return coco_index(complete_coco_keypoints(copy.deepcopy(gt), "ground truth").data)
+    return coco_index(read_coco_keypoints(gt).data)
 
 
 def crowd_index_split(coco_gt: object) -> dict[str, list[int]] | None:
@@ -178,7 +172,6 @@ def _mean_valid(values: np.ndarray) -> float:
 
 
 def _run_cocoeval(coco_gt: object, results: list[dict], sig: np.ndarray, crowd: bool) -> object:
-    from pycocotools.cocoeval import COCOeval
 
     coco_dt = coco_gt.loadRes(list(results))  # type: ignore[attr-defined]
     ev = COCOeval(coco_gt, coco_dt, "keypoints")
@@ -199,14 +192,10 @@ def _crowdpose_metrics(
 ) -> dict[str, float]:
     """The CrowdPose protocol: OKS scale 0.53 x box w x h, at most 20 people per image, one area range,
     AP / AR over all images and AP per crowdIndex difficulty."""
-    from pycocotools.coco import COCO
-
     data = dict(coco_gt.dataset)  # type: ignore[attr-defined]
     data["annotations"] = [{**a, "area": CROWD_BOX_AREA * a["bbox"][2] * a["bbox"][3]} for a in data["annotations"]]
-    gt = COCO()
-    gt.dataset = data
+    gt = coco_index(data)
     with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
         ev = _run_cocoeval(gt, results, sig, crowd=True)
         ev.evaluate()
         ev.accumulate()
@@ -243,9 +232,6 @@ def evaluate_coco(
     carry. When every image has a ``crowdIndex`` (CrowdPose), the CrowdPose protocol is used instead and
     the metrics are AP, AP50, AP75, AR, AR50, AR75, AP_easy, AP_medium, AP_hard. No results -> all zeros.
     """
-    from pycocotools.cocoeval import COCOeval  # noqa: F401  (import error here, not mid-evaluation)
-
-    from hrnet.pose.keypoints import COCO_KEYPOINTS
 
     sig = COCO_KEYPOINTS.sigmas if sigmas is None else np.asarray(sigmas, dtype=np.float64)
     coco_gt = coco_ground_truth(gt)

@@ -28,7 +28,6 @@ def predict_crops(
     flip_pairs: Sequence[tuple[int, int]],
     flip_test: bool = True,
     shift_heatmap: bool = True,
-    dark: bool = False,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised crops (N, 3, H, W) -> keypoints (N, K, 2) in image pixels and scores (N, K).
@@ -50,18 +49,33 @@ def predict_crops(
         heatmaps = 0.5 * (heatmaps + flip_back(flipped, flip_pairs, shift=shift_heatmap))
     else:
         heatmaps = run(x).float()
-    return codec.decode(heatmaps, np.asarray(centers), np.asarray(scales), dark=dark)
+    return codec.decode(heatmaps, np.asarray(centers), np.asarray(scales))
 
 
 def crop_people(
-    image_rgb: np.ndarray, boxes_xyxy: np.ndarray, input_size: Sequence[int], padding: float = 1.25
+    image_rgb: np.ndarray,
+    boxes_xyxy: np.ndarray,
+    input_size: Sequence[int],
+    padding: float = 1.25,
+    source: str | None = None,
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Crops (N, 3, H, W), centers (N, 2) and scales (N, 2) of person boxes (N, >=4) x1, y1, x2, y2."""
+    """Crops (N, 3, H, W), centers (N, 2) and scales (N, 2) of person boxes (N, >=4) x1, y1, x2, y2.
+
+    A box that is a single point (no width and no height) has no crop; it comes from an image of one
+    pixel (whose whole-image box is ``[0, 0, 0, 0]``), so the error names ``source`` (the image file)
+    and its size rather than the crop scale it would otherwise fail on.
+    """
     boxes = np.asarray(boxes_xyxy, dtype=np.float64)
     boxes = boxes.reshape(-1, boxes.shape[-1] if boxes.size else 4)
     aspect = input_size[0] / input_size[1]
     crops, centers, scales = [], [], []
     for b in boxes:
+        if b[2] <= b[0] and b[3] <= b[1]:
+            h, w = image_rgb.shape[:2]
+            raise ValueError(
+                f"{source or 'image'}: image is {w}x{h} pixels, too small to crop a person from "
+                f"(person box {[float(v) for v in b[:4]]} is a single point)"
+            )
         c, s = box_to_center_scale([b[0], b[1], b[2] - b[0], b[3] - b[1]], aspect, padding)
         crop, _ = warp_image(image_rgb, c, s, 0.0, input_size)
         crops.append(torch.from_numpy(normalize_image(crop)))
@@ -86,7 +100,6 @@ def predict_dataset(
     workers: int = 0,
     flip_test: bool = True,
     shift_heatmap: bool = True,
-    dark: bool = False,
     rank: int = 0,
     world_size: int = 1,
 ) -> list[dict[str, Any]]:
@@ -105,7 +118,7 @@ def predict_dataset(
             centers = np.stack([m["center"] for m in metas])
             scales = np.stack([m["scale"] for m in metas])
             kpts, scores = predict_crops(
-                model, batch["image"], centers, scales, codec, flip_pairs, flip_test, shift_heatmap, dark
+                model, batch["image"], centers, scales, codec, flip_pairs, flip_test, shift_heatmap
             )
             for m, k, s in zip(metas, kpts, scores):
                 out.append(

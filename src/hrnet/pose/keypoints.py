@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import yaml
 
 from hrnet.atomic import write_text
+from hrnet.labels import canonical_name, flip_pairs_from_names, flip_permutation
 
 log = logging.getLogger("hrnet.pose")
 
@@ -60,10 +60,7 @@ class KeypointSet:
 
     def flip_index(self) -> list[int]:
         """Permutation that maps each keypoint to its mirror image (itself when unpaired)."""
-        perm = list(range(self.num_keypoints))
-        for a, b in self.flip_pairs:
-            perm[a], perm[b] = b, a
-        return perm
+        return flip_permutation(self.num_keypoints, self.flip_pairs)
 
     def weights(self) -> np.ndarray:
         """Per-keypoint loss weights (ones when the set defines none)."""
@@ -237,39 +234,6 @@ def builtin_keypoint_sets() -> list[str]:
 
 # ----------------------------------------------------------------------------------------------------
 # keypoint sets from a COCO-style file's categories
-
-
-def canonical_name(name: str) -> str:
-    """``LShoulder``, ``left-shoulder``, ``Left Shoulder``, ``l_shoulder`` -> ``left_shoulder``.
-
-    Used to find left/right partners and to recognise a shipped set's keypoints in other spellings.
-    """
-    s = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip())
-    s = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", s)
-    tokens = [t for t in re.split(r"[\s_\-.]+", s.lower()) if t]
-    side = {"l": "left", "lt": "left", "r": "right", "rt": "right"}
-    return "_".join(side.get(t, t) for t in tokens)
-
-
-def _mirror(canonical: str) -> str | None:
-    tokens = canonical.split("_")
-    swap = {"left": "right", "right": "left"}
-    if not any(t in swap for t in tokens):
-        return None
-    return "_".join(swap.get(t, t) for t in tokens)
-
-
-def flip_pairs_from_names(names: list[str]) -> list[tuple[int, int]]:
-    """Left/right pairs found by name: a name with ``left`` (or ``l``/``L`` prefix) and its ``right`` twin."""
-    canon = [canonical_name(n) for n in names]
-    index = {c: i for i, c in enumerate(canon)}
-    pairs = []
-    for i, c in enumerate(canon):
-        twin = _mirror(c)
-        j = index.get(twin) if twin is not None else None
-        if j is not None and "left" in c.split("_") and i != j:
-            pairs.append((i, j))
-    return pairs
 
 
 def _matching_set(names: list[str]) -> KeypointSet | None:

@@ -15,9 +15,9 @@ from torch import nn
 from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.models.card import ModelCard
 from hrnet.models.weights import load_weights
-from hrnet.models.zoo import create_from_card
+from hrnet.models.zoo import create_model, default_input_size
 from hrnet.pose.config import PoseConfig, PoseTestConfig, resolve_keypoint_set
-from hrnet.pose.keypoints import KeypointSet, keypoint_set_from_dict
+from hrnet.pose.keypoints import KeypointSet, keypoint_set_from_dict, load_keypoint_set
 
 log = logging.getLogger("hrnet.pose")
 
@@ -38,11 +38,10 @@ def init_pose_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_model(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, pretrained: bool = True) -> nn.Module:
-    """The configured pose network with one heatmap per keypoint; ``model.pretrained`` is loaded
-    non-strictly when ``pretrained`` (training starts), not when other weights follow (evaluation)."""
-    from hrnet.models.zoo import create_model
-
+def build_model(cfg: PoseConfig, *, keypoint_set: KeypointSet | None = None, pretrained: bool = True) -> nn.Module:
+    """The configured pose network with one heatmap per keypoint (``keypoint_set``, default the config's);
+    ``model.pretrained`` is loaded non-strictly when ``pretrained`` (training starts), not when other
+    weights follow (evaluation)."""
     ks = keypoint_set or resolve_keypoint_set(cfg.data)
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.overrides.items()}
     if not cfg.model.name.startswith("pose_"):
@@ -83,8 +82,10 @@ def keypoint_set_to_dict(ks: KeypointSet) -> dict[str, Any]:
     return data
 
 
-def make_card(cfg: PoseConfig, keypoint_set: KeypointSet) -> ModelCard:
-    """The model card of a pose experiment: network, keypoint set, crop size (H, W) and test settings."""
+def make_card(cfg: PoseConfig, *, keypoint_set: KeypointSet | None = None) -> ModelCard:
+    """The model card of a pose experiment: network, keypoint set (default the config's), crop size (H, W)
+    and test settings."""
+    keypoint_set = keypoint_set or resolve_keypoint_set(cfg.data)
     w, h = cfg.data.input_size
     return ModelCard(
         task="pose",
@@ -101,8 +102,33 @@ def make_card(cfg: PoseConfig, keypoint_set: KeypointSet) -> ModelCard:
 
 
 def card_keypoint_set(card: ModelCard) -> KeypointSet:
-    """The keypoint set a pose card carries."""
-    return keypoint_set_from_dict(card.meta["keypoint_set"], f"model card of {card.model}")
+    """The keypoint set a pose card carries (checked: one name per heatmap, valid flip pairs)."""
+    data = card.require_meta("keypoint_set", dict, "the keypoint set: names, flip_pairs, skeleton, sigmas")
+    ks = keypoint_set_from_dict(data, f"model card of {card.model}: meta.keypoint_set")
+    if ks.num_keypoints != card.num_outputs:
+        raise ValueError(
+            f"model card of {card.model}: its keypoint set has {ks.num_keypoints} keypoints, the head {card.num_outputs}"
+        )
+    return ks
+
+
+def check_card(card: ModelCard) -> None:
+    """Raise one ``ValueError`` naming what a pose card lacks (its keypoint set) before anything is built."""
+    card_keypoint_set(card)
+
+
+def default_card(name: str, input_size: tuple[int, int] | None = None) -> ModelCard:
+    """The card of a bare pose model name: COCO's 17 keypoints, the paper's 256x192 crop, flip test on."""
+    ks = load_keypoint_set("coco")
+    return ModelCard(
+        task="pose",
+        model=name,
+        num_outputs=ks.num_keypoints,
+        labels=list(ks.names),
+        input_size=list(input_size or default_input_size(name)),
+        meta={"keypoint_set": keypoint_set_to_dict(ks)},
+        test={"flip_test": True, "shift_heatmap": True, "dark": False},
+    )
 
 
 def card_test_config(card: ModelCard) -> PoseTestConfig:
@@ -111,5 +137,6 @@ def card_test_config(card: ModelCard) -> PoseTestConfig:
 
 
 def model_from_card(card: ModelCard) -> nn.Module:
-    """The pose network a card describes (weights not loaded)."""
-    return create_from_card(card)
+    """The pose network a card describes (weights not loaded); the card is checked first."""
+    check_card(card)
+    return create_model(card.model, num_joints=card.num_outputs, **card.builder_overrides())

@@ -1,6 +1,6 @@
 """Pose experiments as Python functions: datasets, loss and evaluation handed to the shared engine.
 
-``train(cfg, out_dir)`` and ``evaluate(cfg, weights)`` are what ``hrnet pose train`` / ``eval``
+``train(cfg, out)`` and ``evaluate(cfg, weights)`` are what ``hrnet pose train`` / ``eval``
 run and what the demo calls. Training uses the shared :class:`hrnet.engine.trainer.Trainer`; evaluation
 shards crops over DDP ranks, gathers the predictions and scores them once (COCO protocol or PCKh).
 Relative data paths in the config are taken relative to ``data.root``.
@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from hrnet.atomic import write_json
-from hrnet.engine.config import config_to_dict
-from hrnet.engine.data import seed_everything
 from hrnet.engine.distributed import DistInfo, all_gather_object, init_distributed
+from hrnet.engine.launch import RunContext, TrainSetup, run_training
 from hrnet.models.weights import load_weights
+from hrnet.paths import under_root
 from hrnet.pose.check import check_pose_data
 from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.config import PoseConfig, resolve_keypoint_set
@@ -31,11 +31,6 @@ from hrnet.pose.loss import JointsMSELoss
 from hrnet.pose.model import build_model, make_card
 
 log = logging.getLogger("hrnet.pose")
-
-
-def _path(root: str, p: str) -> Path:
-    q = Path(p)
-    return q if q.is_absolute() else Path(root) / q
 
 
 def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None = None) -> TopDownDataset:
@@ -50,8 +45,8 @@ def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None
         half_body_prob=d.half_body_prob,
         num_joints_half_body=d.num_joints_half_body,
     )
-    ann = _path(d.root, d.train_ann if train else d.val_ann)
-    images = _path(d.root, d.train_images if train else d.val_images)
+    ann = under_root(d.root, d.train_ann if train else d.val_ann)
+    images = under_root(d.root, d.train_images if train else d.val_images)
     common = dict(
         keypoint_set=ks,
         input_size=tuple(d.input_size),
@@ -63,7 +58,7 @@ def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None
     )
     if d.dataset == "mpii":
         return MPIIKeypoints(ann, images, **common)
-    boxes: str | Path = "gt" if train or t.boxes == "gt" else _path(d.root, t.boxes)
+    boxes: str | Path = "gt" if train or t.boxes == "gt" else under_root(d.root, t.boxes)
     return CocoKeypoints(ann, images, boxes=boxes, det_score_thr=0.0 if train else t.det_score_thr, **common)
 
 
@@ -73,7 +68,7 @@ def make_evaluator(cfg: PoseConfig, dataset: TopDownDataset, results_out: list |
     ``results_out``, when given, receives the COCO results (on the main rank) for writing to a file.
     """
     ks, t = dataset.keypoint_set, cfg.test
-    codec: HeatmapCodec = dataset.codec
+    codec: HeatmapCodec = dataset.codec.with_dark(t.dark)
 
     def evaluate(model: nn.Module, dist: DistInfo) -> dict[str, float]:
         preds = predict_dataset(
@@ -85,7 +80,6 @@ def make_evaluator(cfg: PoseConfig, dataset: TopDownDataset, results_out: list |
             workers=t.workers,
             flip_test=t.flip_test,
             shift_heatmap=t.shift_heatmap,
-            dark=t.dark,
             rank=dist.rank,
             world_size=dist.world_size,
         )
@@ -149,61 +143,68 @@ def _train_collate(batch: list[dict]) -> dict[str, torch.Tensor]:
 
 def train(
     cfg: PoseConfig,
-    out_dir: str | Path,
+    out: str | Path | None,
     resume: str | Path | None = None,
-    dist: DistInfo | None = None,
     device: str | None = None,
+    *,
+    exist_ok: bool = False,
+    dist: DistInfo | None = None,
 ) -> dict[str, float]:
-    """Train ``cfg`` into ``out_dir`` (checkpoints, metrics.jsonl, model_best.safetensors); returns the last
-    evaluation metrics (AP ... for COCO, PCKh ... for MPII)."""
-    dist = dist or init_distributed(device)
+    """Train ``cfg`` into a run folder (checkpoints, metrics.jsonl, model_best.safetensors); returns the last
+    evaluation metrics (AP ... for COCO, PCKh ... for MPII). The folder follows the engine's rule
+    (:mod:`hrnet.engine.rundir`): ``out`` when missing or empty, else a fresh ``out/run-NNN``; ``exist_ok``
+    writes into ``out``; ``resume`` continues in the checkpoint's folder. ``cfg`` is not changed."""
     ks = resolve_keypoint_set(cfg.data)
     if cfg.data.dataset == "coco" and cfg.train.eval_every > 0:
         ks.require_sigmas("evaluation during training (train.eval_every > 0)")  # fail now, not after an epoch
-    if dist.is_main:
-        check_pose_data(cfg, ks, level="quick").log_summary(log, "hrnet pose check-data")
-    seed_everything(cfg.train.seed)  # the initial weights depend on the seed only, not on what ran before
-    model = build_model(cfg, ks)
-    train_set = build_dataset(cfg, train=True, keypoint_set=ks)
-    val_set = build_dataset(cfg, train=False, keypoint_set=ks)
-    criterion = JointsMSELoss(use_target_weight=True)
 
-    def loss_fn(model: nn.Module, batch: dict, dev: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
-        out = model(batch["image"].to(dev, non_blocking=True))
-        loss = criterion(out.float(), batch["target"].to(dev), batch["target_weight"].to(dev))
-        return loss, {}
+    def build(ctx: RunContext) -> TrainSetup:
+        c = ctx.cfg
+        criterion = JointsMSELoss(use_target_weight=True)
 
-    from hrnet.engine.trainer import Trainer
+        def loss_fn(model: nn.Module, batch: dict, dev: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+            out = model(batch["image"].to(dev, non_blocking=True))
+            loss = criterion(out.float(), batch["target"].to(dev), batch["target_weight"].to(dev))
+            return loss, {}
 
-    trainer = Trainer(
-        model,
-        train_set,
-        cfg.train,
-        out_dir,
-        loss_fn,
-        make_evaluator(cfg, val_set),
-        collate_fn=_train_collate,
-        best_metric="PCKh" if cfg.data.dataset == "mpii" else "AP",
+        return TrainSetup(
+            model=build_model(c, keypoint_set=ks),
+            train_set=build_dataset(c, train=True, keypoint_set=ks),
+            loss_fn=loss_fn,
+            evaluate=make_evaluator(c, build_dataset(c, train=False, keypoint_set=ks)),
+            collate_fn=_train_collate,
+            best_metric="PCKh" if c.data.dataset == "mpii" else "AP",
+            card=make_card(c, keypoint_set=ks),
+        )
+
+    return run_training(
+        cfg,
+        out,
+        build,
+        task="pose",
+        check=lambda c: check_pose_data(c, ks, level="quick"),
+        logger=log,
+        resume=resume,
+        exist_ok=exist_ok,
+        device=device,
         dist=dist,
-        config_dict=config_to_dict(cfg),
-        card=make_card(cfg, ks),
     )
-    return trainer.fit(resume=resume)
 
 
 def evaluate(
     cfg: PoseConfig,
     weights: str | Path | None,
     device: str | None = None,
+    *,
+    dist: DistInfo | None = None,
     results_file: str | Path | None = None,
     model: nn.Module | None = None,
-    dist: DistInfo | None = None,
 ) -> dict[str, float]:
     """Evaluate ``weights`` (or ``model``) on the validation set of ``cfg``; optionally write COCO results."""
     dist = dist or init_distributed(device)
     ks = resolve_keypoint_set(cfg.data)
     if model is None:
-        model = build_model(cfg, ks, pretrained=weights is None)
+        model = build_model(cfg, keypoint_set=ks, pretrained=weights is None)
         if weights is not None:
             load_weights(model, weights, on_head_mismatch="error")
     model = model.to(dist.device).eval()

@@ -14,21 +14,14 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from hrnet.datacheck import DataReport, add_check_data_verb, finish_check
-from hrnet.io import IMAGE_SUFFIXES
+from hrnet.engine.config import load_config
+from hrnet.io import IMAGE_SUFFIXES, image_size
 from hrnet.segmentation.config import SegConfig
 from hrnet.segmentation.datasets import DATASETS, IGNORE_INDEX, identity_lut, read_classes_yaml, read_label
 
 LEVELS = ("quick", "full")
-
-
-def _image_size(path: Path, level: str) -> tuple[int, int]:
-    with Image.open(path) as im:
-        if level == "full":
-            im.load()
-        return im.size
 
 
 def _folder_pairs(report: DataReport, root: Path, split: str) -> list[tuple[Path, Path]]:
@@ -73,9 +66,9 @@ def _folder_pairs(report: DataReport, root: Path, split: str) -> list[tuple[Path
 def _check_pair(report: DataReport, image: Path, mask: Path, lut: np.ndarray, num_classes: int, level: str) -> None:
     report.checked["images"] += 1
     try:
-        size = _image_size(image, level)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        report.add("unreadable image", str(image), f"cannot {'decode' if level == 'full' else 'read'} it ({err})")
+        size = image_size(image, decode=level == "full")
+    except (OSError, ValueError) as err:
+        report.add("unreadable image", str(image), str(err).split(": ", 1)[-1])
         size = None
     try:
         raw = read_label(mask)
@@ -147,7 +140,6 @@ def check_seg_data(cfg: SegConfig, level: str = "full") -> DataReport:
 
 def cmd_check_data(args: argparse.Namespace) -> int:
     """``hrnet seg check-data --config YAML``: exit 0 without errors, 1 with."""
-    from hrnet.engine.config import load_config
 
     cfg = load_config(SegConfig, args.config, args.overrides)
     return finish_check(check_seg_data(cfg, level="quick" if args.quick else "full"), args)

@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrnet.labels import flip_permutation, inverse_permutation
+from hrnet.models.card import ModelCard
+
 
 class SegDecoder(nn.Module):
     """``model`` + upsampling + argmax: (N, 3, H, W) -> ``labels`` (N, H, W) int64.
@@ -26,11 +29,7 @@ class SegDecoder(nn.Module):
         super().__init__()
         self.model = model
         self.flip = flip
-        inverse: list[int] = []
-        if flip and flip_perm is not None:
-            inverse = [0] * len(flip_perm)
-            for c, target in enumerate(flip_perm):
-                inverse[int(target)] = c
+        inverse = inverse_permutation(flip_perm) if flip and flip_perm is not None else []
         self.register_buffer("inverse", torch.tensor(inverse, dtype=torch.long), persistent=False)
 
     def _logits(self, x: Tensor) -> Tensor:
@@ -49,3 +48,12 @@ class SegDecoder(nn.Module):
             mirrored = mirrored.index_select(1, self.inverse)
         probs = logits[:n].softmax(dim=1) + mirrored.softmax(dim=1)
         return probs.argmax(dim=1)
+
+
+def decoder_from_card(model: nn.Module, card: ModelCard, flip: bool = False, topk: int = 5) -> SegDecoder:
+    """The export decoder of a segmentation card (``topk`` is unused): the flip test mirrors the classes
+    of the card's left/right pairs (none for street scenes, whose classes have no side)."""
+    perm = None
+    if flip and card.meta.get("flip_pairs"):
+        perm = flip_permutation(card.num_outputs, [tuple(p) for p in card.meta["flip_pairs"]])
+    return SegDecoder(model, flip=flip, flip_perm=perm)

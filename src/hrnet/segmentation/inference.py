@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrnet.labels import inverse_permutation
 from hrnet.segmentation.config import SegTestConfig
 from hrnet.segmentation.loss import upsample_logits
 from hrnet.segmentation.transforms import resize_pair, to_tensor
@@ -46,9 +47,7 @@ def unmirror(logits: Tensor, flip_perm: Sequence[int] | None) -> Tensor:
     logits = logits.flip(-1)
     if flip_perm is None:
         return logits
-    inverse = torch.empty(len(flip_perm), dtype=torch.long)
-    inverse[torch.as_tensor(list(flip_perm))] = torch.arange(len(flip_perm))
-    return logits[:, inverse.to(logits.device)]
+    return logits[:, torch.tensor(inverse_permutation(flip_perm), dtype=torch.long, device=logits.device)]
 
 
 def _forward(model: nn.Module, x: Tensor) -> Tensor:
@@ -375,3 +374,82 @@ def segment_image(
         )
     scores = official_scores(model, image, test, mean=mean, std=std, flip_perm=flip_perm, device=device)
     return upsample_logits(scores, out_size)
+
+
+# ----------------------------------------------------------------------------------------------------
+# bounded memory for very large images
+
+DEFAULT_MAX_PIXELS = 1 << 23  # 8.4 MP (4096 x 2048; a 3840 x 2160 frame fits): the largest image run as it is
+_BAND_BYTES = 64 << 20  # full-size score rows made at once by upsample_argmax
+
+
+def fit_pixels(height: int, width: int, max_pixels: int) -> tuple[int, int]:
+    """(H, W) shrunk with its aspect ratio so that H x W <= ``max_pixels``; unchanged when it fits."""
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    if height * width <= max_pixels:
+        return height, width
+    factor = math.sqrt(max_pixels / (height * width))
+    h, w = max(1, int(height * factor)), max(1, int(width * factor))
+    while h * w > max_pixels:  # int() rounding can leave one row too many on extreme aspect ratios
+        h, w = (h - 1, w) if h >= w else (h, w - 1)
+    return h, w
+
+
+@torch.no_grad()
+def upsample_argmax(scores: Tensor, size: Sequence[int], band_bytes: int = _BAND_BYTES) -> np.ndarray:
+    """Labels (H, W) int64: argmax over C of ``scores`` (1, C, h, w) upsampled bilinearly to ``size``.
+
+    The same as ``upsample_logits(scores, size)[0].argmax(0)`` (bilinear, align_corners=False; equal up
+    to float rounding), but made in bands of rows, so the (C, H, W) map of a 100-megapixel image (8 GB for
+    19 classes) never exists: each band interpolates its rows from the two source rows around them, then
+    its columns with ``F.interpolate``.
+    """
+    out_h, out_w = int(size[0]), int(size[1])
+    c, h, w = scores.shape[1:]
+    labels = np.empty((out_h, out_w), dtype=np.int64)
+    scale = h / out_h
+    rows = max(1, band_bytes // max(1, c * out_w * scores.element_size()))
+    src = scores[0].float()
+    for y0 in range(0, out_h, rows):
+        y1 = min(out_h, y0 + rows)
+        ys = ((torch.arange(y0, y1, dtype=torch.float64) + 0.5) * scale - 0.5).clamp_min(0.0)
+        i0 = ys.floor().long().clamp_max(h - 1)
+        i1 = (i0 + 1).clamp_max(h - 1)
+        wy = (ys - i0).float().to(src.device).view(1, -1, 1)
+        band = src[:, i0.to(src.device)] * (1 - wy) + src[:, i1.to(src.device)] * wy  # (C, rows, w)
+        band = F.interpolate(band.unsqueeze(0), size=(y1 - y0, out_w), mode="bilinear", align_corners=False)
+        labels[y0:y1] = band[0].argmax(0).cpu().numpy()
+    return labels
+
+
+@torch.no_grad()
+def segment_labels(
+    model: nn.Module,
+    image: np.ndarray,
+    test: SegTestConfig,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    flip_perm: Sequence[int] | None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Labels (H, W) int64 of one RGB uint8 image, in memory bounded by ``max_pixels``.
+
+    An image of at most ``max_pixels`` pixels gives exactly the argmax of :func:`segment_image`. A larger
+    one is **downscaled** (OpenCV area interpolation, aspect kept) to fit ``max_pixels``, the test protocol
+    runs on that copy as on any image (its ``base_size`` / ``resize_to`` / windows apply to the copy), and
+    the labels come back at full size through :func:`upsample_argmax`. The network, the protocol's score
+    maps and the label bands then never exceed the budget, whatever the photo: a 108-megapixel photo is
+    segmented at 8.4 MP with the default. What is lost is detail finer than the downscaled pixel, which
+    a protocol with ``base_size`` (Cityscapes: 2048) would discard anyway.
+    """
+    h, w = image.shape[:2]
+    fit = fit_pixels(h, w, max_pixels)
+    if fit == (h, w):
+        scores = segment_image(model, image, test, mean=mean, std=std, flip_perm=flip_perm, device=device)
+        return scores[0].argmax(0).cpu().numpy().astype(np.int64)
+    small = cv2.resize(image, (fit[1], fit[0]), interpolation=cv2.INTER_AREA)
+    scores = segment_image(model, small, test, mean=mean, std=std, flip_perm=flip_perm, device=device)
+    return upsample_argmax(scores, (h, w))

@@ -207,16 +207,6 @@ def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
     return colours
 
 
-def flip_permutation(num_classes: int, pairs: tuple[tuple[int, int], ...] | list) -> list[int]:
-    """Channel order that mirrors left/right classes: ``perm[c]`` is the class ``c`` becomes under a flip."""
-    perm = list(range(num_classes))
-    for a, b in pairs:
-        if not (0 <= a < num_classes and 0 <= b < num_classes):
-            raise ValueError(f"flip pair ({a}, {b}) is outside the {num_classes} classes")
-        perm[a], perm[b] = b, a
-    return perm
-
-
 DATASET_PRESETS = ("cityscapes", "pascal_context59", "pascal_context60", "lip")
 
 

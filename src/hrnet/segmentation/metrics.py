@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from hrnet.engine.distributed import all_reduce_
 from hrnet.segmentation.labels import IGNORE_INDEX
 
 
@@ -78,8 +79,6 @@ class SegMetric:
     def all_reduce(self, device: torch.device | str = "cpu") -> None:
         """Sum the matrix over processes (no-op without an initialised process group)."""
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            from hrnet.engine.distributed import all_reduce_
-
             cm = self.cm.to(device)
             all_reduce_(cm)
             self.cm = cm.cpu()

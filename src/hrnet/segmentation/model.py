@@ -13,8 +13,9 @@ from torch import nn
 
 from hrnet.engine.config import config_to_dict
 from hrnet.models.card import ModelCard
-from hrnet.models.zoo import create_from_card, create_model
+from hrnet.models.zoo import create_model, default_input_size
 from hrnet.segmentation.config import SegConfig, SegTestConfig
+from hrnet.segmentation.labels import dataset_classes
 
 TEST_SKIP = ("max_images",)  # evaluation-run settings, not properties of the model
 
@@ -29,19 +30,24 @@ def model_overrides(cfg: SegConfig) -> dict[str, Any]:
     return out
 
 
-def build_model(cfg: SegConfig) -> nn.Module:
-    """The configured HRNetV2 segmentation network (ImageNet-initialised when ``model.pretrained`` is set;
-    the file's classifier, if any, is re-initialised for this class count)."""
+def build_model(cfg: SegConfig, *, pretrained: bool = True) -> nn.Module:
+    """The configured HRNetV2 segmentation network, ImageNet-initialised from ``model.pretrained`` when
+    ``pretrained`` (training starts; the file's classifier, if any, is re-initialised for this class
+    count), not when other weights follow (evaluation)."""
     return create_model(
         cfg.model.name,
-        pretrained=cfg.model.pretrained or False,
+        pretrained=(cfg.model.pretrained or False) if pretrained else False,
         num_classes=cfg.data.num_classes,
         **model_overrides(cfg),
     )
 
 
 def make_card(
-    cfg: SegConfig, names: Sequence[str], palette: Sequence[Sequence[int]], flip_pairs: Sequence[Sequence[int]]
+    cfg: SegConfig,
+    *,
+    names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    flip_pairs: Sequence[Sequence[int]],
 ) -> ModelCard:
     """The model card of a segmentation experiment."""
     test = {k: v for k, v in config_to_dict(cfg.test).items() if k not in TEST_SKIP}
@@ -71,5 +77,32 @@ def card_test_config(card: ModelCard) -> SegTestConfig:
 
 
 def model_from_card(card: ModelCard) -> nn.Module:
-    """The segmentation network a card describes (weights not loaded)."""
-    return create_from_card(card)
+    """The segmentation network a card describes (weights not loaded); the card is checked first."""
+    check_card(card)
+    return create_model(card.model, num_classes=card.num_outputs, **card.builder_overrides())
+
+
+def check_card(card: ModelCard) -> None:
+    """Raise one ``ValueError`` naming what a segmentation card lacks: a colour per class, valid flip pairs."""
+    palette = card.require_meta("palette", list, "one [R, G, B] colour per class")
+    if len(palette) < card.num_outputs or not all(isinstance(c, list) and len(c) == 3 for c in palette):
+        raise ValueError(
+            f"model card of {card.model}: meta.palette must hold {card.num_outputs} [R, G, B] colours, "
+            f"got {len(palette)} entries"
+        )
+    for pair in card.meta.get("flip_pairs") or []:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(0 <= int(i) < card.num_outputs for i in pair)):
+            raise ValueError(f"model card of {card.model}: meta.flip_pairs entry {pair} is not two class indices")
+
+
+def default_card(name: str, input_size: tuple[int, int] | None = None) -> ModelCard:
+    """The card of a bare segmentation model name: Cityscapes' 19 classes and colours at 1024x2048."""
+    names, palette, pairs = dataset_classes("cityscapes")
+    return ModelCard(
+        task="seg",
+        model=name,
+        num_outputs=len(names),
+        labels=names,
+        input_size=list(input_size or default_input_size(name)),
+        meta={"palette": [list(c) for c in palette], "flip_pairs": [list(p) for p in pairs]},
+    )

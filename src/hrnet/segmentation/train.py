@@ -16,15 +16,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hrnet.engine.distributed import DistInfo, init_distributed
+from hrnet.engine.launch import RunContext, TrainSetup, run_training
+from hrnet.labels import flip_permutation
+from hrnet.models.weights import load_weights
 from hrnet.segmentation.check import check_seg_data
 from hrnet.segmentation.config import SegConfig, SegDataConfig, SegTestConfig
 from hrnet.segmentation.datasets import DATASETS, SegDataset, read_classes_yaml
 from hrnet.segmentation.inference import segment_image
-from hrnet.segmentation.labels import (
-    dataset_classes,
-    default_palette,
-    flip_permutation,
-)
+from hrnet.segmentation.labels import dataset_classes, default_palette
 from hrnet.segmentation.loss import build_loss
 from hrnet.segmentation.metrics import SegMetric
 from hrnet.segmentation.model import build_model, make_card
@@ -150,59 +150,72 @@ def make_evaluate(cfg: SegConfig, dataset: SegDataset) -> Callable:
     return evaluate
 
 
-def train(cfg: SegConfig, out_dir: str | Path, resume: str | Path | None = None, device: str | None = None) -> dict:
-    """Train (and evaluate each ``train.eval_every`` epochs) as configured; returns the last metrics."""
-    from hrnet.engine.config import config_to_dict
-    from hrnet.engine.distributed import init_distributed
-    from hrnet.engine.trainer import Trainer
+def train(
+    cfg: SegConfig,
+    out: str | Path | None,
+    resume: str | Path | None = None,
+    device: str | None = None,
+    *,
+    exist_ok: bool = False,
+    dist: DistInfo | None = None,
+) -> dict[str, float]:
+    """Train (and evaluate each ``train.eval_every`` epochs) as configured; returns the last metrics. The
+    run folder follows the engine's rule (:mod:`hrnet.engine.rundir`); ``cfg`` is not changed."""
 
-    dist = init_distributed(device)
-    if dist.is_main:  # every data problem reported now, not when a bad mask is met mid-epoch
-        check_seg_data(cfg, level="quick").log_summary(log, "hrnet seg check-data")
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg)
-    train_set = build_dataset(cfg.data, cfg.data.train_split, train=True, seed=cfg.train.seed)
-    val_set = (
-        build_dataset(cfg.data, cfg.data.val_split, train=False, test_resize=cfg.test.resize_to)
-        if cfg.train.eval_every
-        else None
-    )
-    criterion = build_loss(
-        cfg.loss.ohem, cfg.loss.ohem_thresh, cfg.loss.ohem_min_kept, cfg.loss.class_weights, train_set.ignore_index
-    )
-    if cfg.loss.class_weights is not None and len(cfg.loss.class_weights) != train_set.num_classes:
-        raise ValueError(
-            f"loss.class_weights has {len(cfg.loss.class_weights)} values for {train_set.num_classes} classes"
+    def build(ctx: RunContext) -> TrainSetup:
+        c = ctx.cfg
+        model = build_model(c)
+        train_set = build_dataset(c.data, c.data.train_split, train=True, seed=c.train.seed)
+        val_set = (
+            build_dataset(c.data, c.data.val_split, train=False, test_resize=c.test.resize_to)
+            if c.train.eval_every
+            else None
         )
-    trainer = Trainer(
-        model,
-        train_set,
-        cfg.train,
-        out_dir,
-        make_loss_fn(criterion),
-        make_evaluate(cfg, val_set) if val_set is not None else None,
-        best_metric="mIoU" if val_set is not None else None,
-        higher_is_better=True,
+        criterion = build_loss(
+            c.loss.ohem, c.loss.ohem_thresh, c.loss.ohem_min_kept, c.loss.class_weights, train_set.ignore_index
+        )
+        if c.loss.class_weights is not None and len(c.loss.class_weights) != train_set.num_classes:
+            raise ValueError(
+                f"loss.class_weights has {len(c.loss.class_weights)} values for {train_set.num_classes} classes"
+            )
+        names, palette, pairs = class_info(c.data)
+        return TrainSetup(
+            model=model,
+            train_set=train_set,
+            loss_fn=make_loss_fn(criterion),
+            evaluate=make_evaluate(c, val_set) if val_set is not None else None,
+            best_metric="mIoU" if val_set is not None else None,
+            card=make_card(c, names=names, palette=palette, flip_pairs=pairs),
+        )
+
+    return run_training(
+        cfg,
+        out,
+        build,
+        task="seg",
+        check=lambda c: check_seg_data(c, level="quick"),
+        logger=log,
+        resume=resume,
+        exist_ok=exist_ok,
+        device=device,
         dist=dist,
-        config_dict=config_to_dict(cfg),
-        card=make_card(cfg, *class_info(cfg.data)),
     )
-    return trainer.fit(resume=resume)
 
 
 def evaluate(
-    cfg: SegConfig, weights: str | Path | None, device: str | None = None, split: str | None = None, dist: Any = None
+    cfg: SegConfig,
+    weights: str | Path | None,
+    device: str | None = None,
+    *,
+    dist: DistInfo | None = None,
+    split: str | None = None,
 ) -> dict:
     """Score ``weights`` on ``split`` (default ``data.val_split``) of ``cfg`` with its test protocol.
 
     Loading is strict: weights of another class count are an error naming both counts.
     """
-    from hrnet.engine.distributed import init_distributed
-    from hrnet.models.weights import load_weights
-
     dist = dist or init_distributed(device)
-    cfg.model.pretrained = None
-    model = build_model(cfg)
+    model = build_model(cfg, pretrained=False)
     if weights is not None:
         load_weights(model, weights, on_head_mismatch="error")
     model.to(dist.device)

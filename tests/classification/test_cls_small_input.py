@@ -1,0 +1,50 @@
+"""``hrnet cls predict`` on an image too small to classify: it answers, and warns on the console and in the JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from hrnet.classification.api import MIN_IMAGE_SIDE
+from hrnet.cli import main
+
+
+def test_tiny_image_is_classified_with_a_warning(tmp_path, capsys):
+    assert MIN_IMAGE_SIDE == 32  # the documented threshold: under 32 px a side warns
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"dot.png": (1, 1), "thin.png": (31, 200), "fine.png": (32, 32)}.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / name)
+    out = tmp_path / "out"
+    code = main(
+        [
+            "cls",
+            "predict",
+            str(tmp_path / "dot.png"),
+            str(tmp_path / "thin.png"),
+            str(tmp_path / "fine.png"),
+            "--model",
+            "hrnet_w18_small_v1",
+            "--num-classes",
+            "3",
+            "--runtime",
+            "eager",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err.splitlines()
+    assert code == 0
+    warned = [line for line in err if line.startswith("warning: ")]
+    assert warned == [
+        "warning: dot.png: image is 1x1 pixels, under 32 px a side: too small to classify meaningfully",
+        "warning: thin.png: image is 200x31 pixels, under 32 px a side: too small to classify meaningfully",
+    ]
+    records = {r["file"]: r for r in json.loads((out / "run-001" / "results.json").read_text())["results"]}
+    assert records["dot.png"]["warnings"] == [warned[0].split(": ", 2)[2]]
+    assert records["thin.png"]["warnings"] == [warned[1].split(": ", 2)[2]]
+    assert "warnings" not in records["fine.png"]
+    assert all(len(r["top"]) == 3 for r in records.values())  # answered all the same
