@@ -5,8 +5,9 @@
 
 Each measurement is one ``hrnet pose predict`` process, as a user runs it: the real COCO photos of
 ``shared/data/coco_kpt_sample`` with the boxes of its detection results file (boxes scored below 0.5
-left out, as the command does), flip test on, random W32 weights (the speed does not depend on the
-values). The folder is the four photos copied four times (16 photos, 72 people). Cases:
+left out, as the command does), flip test on, W32 with random weights saved once to a file (the speed
+does not depend on the values, but the export cache is keyed by them: a fresh random model per process
+would never find its export). The folder is the four photos copied four times (16 photos, 72 people). Cases:
 
 * ``eager`` -- ``--runtime eager``, the reference;
 * ``auto cold`` -- the default with an empty export cache (``HRNET_CACHE`` is a folder of this script);
@@ -18,8 +19,9 @@ The first three are the default ``--cases``.
 
 The table gives the wall time of the whole process, the time inside ``main()`` (model built, photos
 read, network, pictures and results.json written: the imports excluded) and the ratio of eager's time
-to the case's, as medians over the rounds; the rounds interleave the cases so a noisy neighbour slows
-all alike. It also says which runtime ``auto`` ended on (from its log). Never run by the test suite.
+to the case's, as medians over the rounds; the rounds interleave the cases, each round in another
+order, so a noisy neighbour slows all alike. It also says which runtime ``auto`` ended on (from its
+log). Never run by the test suite.
 """
 
 from __future__ import annotations
@@ -36,10 +38,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from hrnet import create_model, save_weights
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco_kpt_sample"
 BOXES = DATA / "person_detection_results_AP_H_56_sample.json"
 CASES = ("eager", "auto cold", "auto warm", "onnx cold", "onnx warm", "torch")
 DEFAULT_CASES = ("eager", "auto cold", "auto warm")
+JOBS = ("1 photo", "16 photos")
 ONE_PHOTO = "000000196141.jpg"  # 6 people above the 0.5 score threshold (12 crops with the flip)
 
 # a child process: imports timed apart from main(); prints one JSON line last
@@ -83,12 +90,17 @@ def main() -> None:
     parser.add_argument("--model", default="pose_hrnet_w32")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), choices=CASES)
+    parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=JOBS)
     args = parser.parse_args()
     if not BOXES.is_file():
         raise SystemExit(f"{BOXES}: the shared COCO sample is needed")
     work = Path(tempfile.mkdtemp(prefix="hrnet-bench-"))
-    inputs = {"1 photo": str(DATA / "images" / ONE_PHOTO), "16 photos": str(make_folder(work))}
-    base = ["pose", "predict", "--model", args.model, "--boxes", str(BOXES), "--device", "cpu"]
+    sources = {"1 photo": lambda: str(DATA / "images" / ONE_PHOTO), "16 photos": lambda: str(make_folder(work))}
+    inputs = {job: sources[job]() for job in args.jobs}
+    torch.manual_seed(0)
+    weights = save_weights(create_model(args.model).eval(), work / f"{args.model}.safetensors")
+    base = ["pose", "predict", "--model", args.model, "--weights", str(weights), "--boxes", str(BOXES)]
+    base += ["--device", "cpu"]
     cases = args.cases if "eager" in args.cases else ["eager", *args.cases]
     warm_cache = work / "cache-warm"
     results: dict[tuple[str, str], list[dict]] = {}
@@ -97,7 +109,7 @@ def main() -> None:
     print(f"# load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for r in range(args.rounds):
         for job, source in inputs.items():
-            for case in cases:
+            for case in cases[r % len(cases) :] + cases[: r % len(cases)]:
                 runtime = case.split()[0]
                 cold = case.endswith("cold") or case in ("eager", "torch")
                 cache = work / f"cache-{r}-{job}-{case}".replace(" ", "_") if cold else warm_cache

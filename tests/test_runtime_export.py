@@ -112,12 +112,13 @@ def test_compile_runtime_matches_eager(pose_model) -> None:
 # ---- export: raw outputs and the model card ------------------------------------------------------
 @pytest.mark.parametrize("name, size", [("seg_hrnet_w18_small_v1", (64, 96)), ("hrnet_w18_small_v1", (64, 64))])
 def test_onnx_export_raw_parity_and_card(tmp_path, name: str, size: tuple[int, int]) -> None:
-    from hrnet.export import _zoo_card, export
-    from hrnet.models.zoo import create_from_card
+    from hrnet import registry
+    from hrnet.export import export
+    from hrnet.loader import model_from_card
 
-    card = _zoo_card(name, size)
+    card = registry.spec_of_model(name).default_card.load()(name, size)  # what `hrnet export NAME` writes
     torch.manual_seed(0)
-    model = create_from_card(card).eval()
+    model = model_from_card(card).eval()
     path = tmp_path / "model.onnx"
     summary = export(model, path, card=card, dynamic_batch=True)
     proto = onnx.load(str(path))

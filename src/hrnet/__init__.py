@@ -14,7 +14,6 @@ from hrnet.models.weights import load_weights, read_state_dict, save_weights
 from hrnet.runtime import optimize_for_inference
 from hrnet.version import __version__
 
-
 __all__ = [
     "ModelCard",
     "create_model",

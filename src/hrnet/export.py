@@ -214,7 +214,7 @@ def _check(path: Path, format: str, module: nn.Module, example: torch.Tensor, dy
 
 def read_onnx_card(path: str | Path) -> ModelCard | None:
     """The model card stored in an exported ONNX file's metadata (None when it has none)."""
-    import onnx
+    import onnx  # noqa: PLC0415 - optional extra (hrnet[onnx])
 
     proto = onnx.load(str(path), load_external_data=False)
     return card_from_metadata({p.key: p.value for p in proto.metadata_props}, str(path))

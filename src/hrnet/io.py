@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from hrnet.atomic import atomic_path
+
 # the input normalisation of every HRNet checkpoint (ImageNet statistics of RGB values in [0, 1])
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -113,7 +115,6 @@ def save_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> Path:
     The one image saver of the project: every failure (unknown suffix, unwritable folder, full disk)
     raises ``OSError``/``ValueError`` naming the path instead of returning a flag nobody checks.
     """
-    from hrnet.atomic import atomic_path
 
     path = Path(path)
     image = Image.fromarray(np.ascontiguousarray(as_rgb_array(rgb)))

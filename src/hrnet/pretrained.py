@@ -44,10 +44,20 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
+from torchvision.models import detection
 
 from hrnet import registry
 from hrnet.models.card import ModelCard, read_card
-from hrnet.models.download import DownloadError, cache_dir, cached_path, download_record, fetch, sha256_of
+from hrnet.models.download import (
+    ENV_OFFLINE,
+    DownloadError,
+    cache_dir,
+    cached_path,
+    download_record,
+    fetch,
+    offline,
+    sha256_of,
+)
 from hrnet.models.sources import HF_PREFIX, WEIGHT_SUFFIXES, as_url, looks_like_weights, resolve_source
 from hrnet.models.weights import load_weights, read_raw_state_dict, save_weights
 from hrnet.models.zoo import ALIASES
@@ -212,7 +222,6 @@ def build_torchvision_detector(arch: str, num_classes: int) -> nn.Module:
     (background included) and no weights at all: nothing is downloaded. Built without weights, torchvision
     uses ``BatchNorm2d`` where its published files were made with frozen batch norm; in eval mode the two
     compute the same function, and only the ``num_batches_tracked`` counters are absent from those files."""
-    from torchvision.models import detection  # torchvision's detection zoo: imported when a detector is built
 
     builder = getattr(detection, arch, None)
     if not callable(builder) or not arch.islower():
@@ -576,7 +585,7 @@ def resolve_arguments(
 
     - nothing at all (``PoseEstimator()``): the task's default entry (:func:`task_default`);
     - a zoo name, a file, a URL or a hub name as ``model``: those weights, with their own card;
-    - ``weights`` only: the same, when they carry a card;
+    - ``weights`` only: the same when they carry a card, else loaded into the default entry's model;
     - a bare model name: random weights (the facade warns), or its default tag with ``pretrained=True``, or
       ``weights`` of any form loaded into it.
 
@@ -591,7 +600,10 @@ def resolve_arguments(
             item = task_default(task)
             return resolve_entry(item), None, item.name
         _check_task(weights, task)
-        return resolve_weights(weights), None, str(weights)
+        path = resolve_weights(weights)
+        if read_card(path) is None:  # weights without a card: for the model of the task's default entry
+            return task_default(task).model, path, str(weights)
+        return path, None, str(weights)
     text = str(model)
     if is_zoo_name(model) or looks_like_weights(text):
         if weights is not None:
@@ -726,11 +738,32 @@ def _fetch_upstream(item: PretrainedEntry, progress: bool) -> tuple[Path, str, s
 
 def _fetch_one(item: PretrainedEntry, url: str, progress: bool) -> Path:
     if url.startswith(HF_PREFIX):
+        if offline():  # HRNET_OFFLINE holds for hub entries too: their client's cache, or one line
+            cached = _hub_cached(url)
+            if cached is None:
+                raise DownloadError(
+                    f"{item.name}: {url} is not in the Hugging Face cache and {ENV_OFFLINE} is set; run "
+                    f"`hrnet download {item.name}` where the hub can be reached, or pass the file as --weights"
+                )
+            return cached
         try:
             return resolve_source(url)  # the Hugging Face client: its own cache and offline mode
         except (FileNotFoundError, ImportError) as err:
             raise DownloadError(f"{item.name}: {err}") from err
     return fetch(url, item.sha256, subdir=DOWNLOAD_SUBDIR, progress=progress, name=f"pretrained {item.name}")
+
+
+def _hub_cached(url: str) -> Path | None:
+    """The local file of ``hf-hub:org/repo[/file]`` in the Hugging Face client's cache, without any network
+    (None when it is not there, or the client is not installed)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415 - optional extra (hrnet[hub])
+    except ImportError:
+        return None
+    parts = url[len(HF_PREFIX) :].strip("/").split("/")
+    filename = "/".join(parts[2:]) or "model.safetensors"
+    found = try_to_load_from_cache("/".join(parts[:2]), filename)
+    return Path(found) if isinstance(found, str) else None
 
 
 def _converted(item: PretrainedEntry, raw: Path, card: ModelCard) -> nn.Module:

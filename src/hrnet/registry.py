@@ -4,9 +4,9 @@ this module collects them.
 Everything that lists or dispatches tasks (``hrnet list``, model cards, :func:`hrnet.load_model`, the
 command line, export, the person detector that pose uses) reads these specs instead of keeping its own
 table, so a new task is its folder and its ``spec.py``, nothing else: :func:`specs` finds every
-``hrnet.<package>.spec`` module by looking at the package's folders. A spec names the task's parts as ``"module:attribute"`` references
-(:class:`Ref`), so reading the specs imports no task code: ``hrnet --help`` stays fast and a task's
-heavy dependencies load only when that task is used.
+``hrnet.<package>.spec`` module by looking at the package's folders. A spec names the task's parts as
+``"module:attribute"`` references (:class:`Ref`), so reading the specs imports no task code: ``hrnet --help``
+stays fast and a task's heavy dependencies load only when that task is used.
 """
 
 from __future__ import annotations

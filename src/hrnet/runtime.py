@@ -13,11 +13,12 @@ different ways, and all of them return what ``model(x)`` returns on an (N, 3, H,
   The export is slow (tens of seconds for W32), so it is kept on disk (:class:`ExportCache`) and the next
   process with the same weights, input size and versions loads it in about a second. Needs the ``onnx``
   extra.
-- ``auto``: on a CPU, :class:`AutoRunner`: eager until the work seen makes a faster runtime pay for its
-  setup (a cached ONNX export first, else ``torch``, and an export only once a long job has saved more
-  than it costs), so the default is never slower than eager on one photo and reaches the faster
-  runtimes on folders and videos (numbers: docs/speed.md, "The default runtime: cold, warm, one photo, a
-  folder"). On a GPU, and with ``bf16`` / ``fp16``, ``torch``. A runtime whose output differs from eager
+- ``auto``: on a CPU, :class:`AutoRunner`: eager until the work in hand (a batch, or all the crops a
+  facade announces) pays for a faster runtime's setup: a cached ONNX export first, else ``torch``, and an
+  export of its own only once a long job has saved more than it costs. So the default is never slower
+  than eager on one photo and reaches the faster runtimes on folders and videos (numbers: docs/speed.md,
+  "The default runtime: one photo and a folder, cold and warm"). On a GPU, and with ``bf16`` / ``fp16``,
+  ``torch``. A runtime whose output differs from eager
   by more than ``tolerance`` (relative to the largest output) is dropped, with a warning.
 
 :data:`RUNTIMES` is the one table of these names; the command lines and the task facades read it.
@@ -30,9 +31,11 @@ import contextlib
 import copy
 import hashlib
 import importlib.util
+import io
 import json
 import logging
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,8 +73,8 @@ def default_threads() -> int:
 def onnxruntime_available() -> bool:
     """Whether the ``onnx`` extra (onnx + onnxruntime) is importable."""
     try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
+        import onnx  # noqa: F401, PLC0415 - optional extra (hrnet[onnx])
+        import onnxruntime  # noqa: F401, PLC0415 - optional extra (hrnet[onnx])
     except ImportError:
         return False
     return True
@@ -212,7 +215,7 @@ def to_onnx(
         raise ValueError(f"ONNX opset must be >= 17 (LayerNormalization, Resize modes), got {opset}")
     if not onnxruntime_available():
         raise RuntimeUnavailableError("ONNX export needs the onnx extra: pip install 'hrnet[onnx]'")
-    import onnx
+    import onnx  # noqa: PLC0415 - optional extra (hrnet[onnx])
 
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
     module = module.eval()
@@ -240,8 +243,6 @@ def to_onnx(
 @contextlib.contextmanager
 def quiet_exporter():
     """Silence exporters' progress prints, INFO logs and tracer / deprecation warnings during an export."""
-    import io
-    import warnings
 
     loggers = [logging.getLogger(n) for n in ("onnx_ir", "onnxscript", "torch.onnx", "torch.export")]
     levels = [lg.level for lg in loggers]
@@ -259,7 +260,7 @@ def quiet_exporter():
 def ort_session(model: bytes | str | Path, device: torch.device, threads: int | None = None) -> Any:
     """An onnxruntime session (from the model's bytes or its file) with full graph optimisation and
     ``threads`` (default: this machine's) threads."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415 - optional extra (hrnet[onnx])
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

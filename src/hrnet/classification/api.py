@@ -22,6 +22,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 from hrnet.classification.classes import imagenet_classes, read_classes
+from hrnet.classification.datasets import build_dataset
+from hrnet.classification.evaluation import evaluate_classifier
 from hrnet.classification.model import HUB, model_from_card, weights_num_classes
 from hrnet.classification.transforms import eval_transform
 from hrnet.engine.distributed import resolve_device
@@ -31,7 +33,7 @@ from hrnet.labels import check_num_classes
 from hrnet.models.resolve import resolve_model
 from hrnet.models.weights import read_state_dict
 from hrnet.models.zoo import create_model
-from hrnet.pretrained import resolve_arguments, weights_info
+from hrnet.pretrained import resolve_arguments, task_default, weights_info
 from hrnet.results import RANDOM_WEIGHTS, Result, warn_random_weights
 from hrnet.runtime import FACADE_RUNTIMES, facade_forward
 
@@ -153,6 +155,7 @@ class Classifier:
             weights = HUB
         given: str | None = None
         if weights == HUB:
+            model = task_default("cls").model if model is None else model
             if not isinstance(model, str):
                 raise ValueError("weights='hub' needs a model name, not a built model or a file")
             net, card = create_model(model, pretrained=True, num_classes=num_classes, head=head, **overrides), None
@@ -280,8 +283,6 @@ class Classifier:
         Folder names are matched to the class ids (ImageNet wnids, or the training folders recorded in
         the model card), so a validation folder may hold a subset of the classes.
         """
-        from hrnet.classification.datasets import build_dataset
-        from hrnet.classification.evaluation import evaluate_classifier
 
         classes = self.class_ids if Path(data).is_dir() and self._ids_known else None
         dataset = build_dataset(

@@ -13,11 +13,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from hrnet.classification.classes import imagenet_classes
 from hrnet.classification.config import ClsConfig, ClsModelConfig
 from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.models.card import ModelCard
 from hrnet.models.weights import load_weights
-from hrnet.classification.classes import imagenet_classes
 from hrnet.models.zoo import create_model, default_input_size
 
 HUB = "hub"

@@ -71,7 +71,7 @@ def hub_download(repo_id: str, filename: str = "model.safetensors") -> Path:
     fails in seconds, with the way around it: download the file elsewhere and pass it as a local file.
     """
     try:
-        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub import constants, hf_hub_download  # noqa: PLC0415 - optional extra (hrnet[hub])
     except ImportError as err:
         raise ImportError("hub weights need huggingface_hub: pip install 'hrnet[hub]'") from err
     where = f"hf-hub:{repo_id}/{filename}"

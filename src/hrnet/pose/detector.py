@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models import resnet
+from torchvision.models._utils import IntermediateLayerGetter
 
 from hrnet import registry
 from hrnet.engine.distributed import resolve_device
@@ -122,8 +124,6 @@ def lean_person_detector(model: nn.Module, score_thr: float) -> nn.Module:
     """``model`` (a torchvision detector built here, in eval mode) changed in place to find the same person
     boxes with less work: keypoint and mask branches dropped, batch norms folded into their convolutions,
     box score threshold raised to ``score_thr``. Returns ``model``."""
-    from torchvision.models import resnet  # the residual units whose bn_k follows conv_k in forward
-    from torchvision.models._utils import IntermediateLayerGetter
 
     heads = getattr(model, "roi_heads", None)
     if heads is not None:

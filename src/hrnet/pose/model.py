@@ -107,7 +107,8 @@ def card_keypoint_set(card: ModelCard) -> KeypointSet:
     ks = keypoint_set_from_dict(data, f"model card of {card.model}: meta.keypoint_set")
     if ks.num_keypoints != card.num_outputs:
         raise ValueError(
-            f"model card of {card.model}: its keypoint set has {ks.num_keypoints} keypoints, the head {card.num_outputs}"
+            f"model card of {card.model}: its keypoint set has {ks.num_keypoints} keypoints, "
+            f"the head {card.num_outputs}"
         )
     return ks
 
