@@ -95,9 +95,7 @@ def test_hrnet_list_shows_detection_models(capsys):
     assert tasks == set(registry.names())
     assert "det   cascade_mask_rcnn_hrnet_w32" in out and "cls   hrnet_w48" in out
     assert main(["list", "--task", "det", "w18"]) == 0
-    assert capsys.readouterr().out.split() == [
-        t for n in list_models("w18", task="det") for t in ("det", n)
-    ]
+    assert capsys.readouterr().out.split() == [t for n in list_models("w18", task="det") for t in ("det", n)]
 
 
 def _task_tables(path: Path) -> list[str]:
