@@ -31,7 +31,6 @@ from hrnet.cli_common import (
     config_over_card,
     emit_json,
     run_predict,
-    setup_logging,
     train_out,
 )
 from hrnet.engine.config import load_config
@@ -219,7 +218,6 @@ def _carded_classifier(args: argparse.Namespace, card: ModelCard) -> Classifier:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """``hrnet cls predict``: see :func:`hrnet.cli_common.run_predict` for the outputs."""
-    setup_logging()
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")
     given = args.weights

@@ -25,7 +25,6 @@ from hrnet.cli_common import (
     config_over_card,
     emit_json,
     run_predict,
-    setup_logging,
     train_out,
     weights_entry,
 )
@@ -230,7 +229,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """``hrnet det predict``: see :func:`hrnet.cli_common.run_predict` for the outputs. With no weights flag
     the zoo's default COCO detector runs and names itself on stderr (entry, metric, licence) and in
     ``results.json``."""
-    setup_logging()
     given, args.weights = command_weights(
         "det", args.weights, model=args.model, config=args.config, overrides=args.overrides
     )

@@ -28,7 +28,6 @@ from hrnet.cli_common import (
     config_over_card,
     emit_json,
     run_predict,
-    setup_logging,
     train_out,
     weights_entry,
 )
@@ -256,7 +255,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """``hrnet pose predict``: see :func:`hrnet.cli_common.run_predict` for the outputs. With no weights flag
     the zoo's default COCO model runs, and without ``--boxes`` the zoo's default person detector; each names
     itself on stderr (entry, metric, licence) and in ``results.json``."""
-    setup_logging()
     log = logging.getLogger("hrnet.pose")
     if args.boxes and args.detector_weights and args.detector_weights.lower() != NO_DETECTOR:
         raise ValueError(

@@ -26,7 +26,6 @@ from hrnet.cli_common import (
     config_over_card,
     emit_json,
     run_predict,
-    setup_logging,
     train_out,
     weights_entry,
 )
@@ -255,7 +254,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """``hrnet seg predict``: see :func:`hrnet.cli_common.run_predict` for the outputs. With no weights flag
     the zoo's default (the official Cityscapes model, official protocol) runs and names itself on stderr
     (entry, metric, licence) and in ``results.json``."""
-    setup_logging()
     given, args.weights = command_weights(
         "seg", args.weights, model=args.model, config=args.config, overrides=args.overrides
     )
