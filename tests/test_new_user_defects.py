@@ -170,7 +170,7 @@ def test_pose_predict_config_applies_its_test_section_and_checks_the_network(car
     out = tmp_path / "ok"
     code, _ = _run(
         ["pose", "predict", image, "--weights", str(carded["pose17"]), "--config", str(config)]
-        + ["--out", str(out), "--device", "cpu", "--runtime", "eager", "--no-save"],
+        + ["--out", str(out), "--device", "cpu", "--runtime", "eager", "--no-save", "--detector", "none"],
         capsys,
     )
     report = _report(out)
