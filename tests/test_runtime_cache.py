@@ -41,6 +41,7 @@ FREE = AutoPolicy(  # every setup estimated free: auto takes the fastest runtime
     export_s=0,
     export_s_per_module=0,
     export_s_per_mparam=0,
+    probe_min_images=1,
 )
 
 
@@ -187,17 +188,22 @@ def test_auto_decisions_follow_the_cost_model_by_hand() -> None:
 def test_auto_decides_for_the_announced_job() -> None:
     """Batches of 16 that cannot pay for a setup alone switch when 40 images are announced (expect)."""
     model = _model()
+    batches: list[int] = []
+    model.register_forward_hook(lambda _m, inputs, _out: batches.append(len(inputs[0])))
     auto = AutoRunner(model, torch.device("cpu"), cache=False)
     auto.onnx_ok = False
     x = torch.randn(16, 3, *SIZE)
-    auto(x[:1])  # counts the multiply-adds: eager's cost t per image
+    auto(x[:3])  # a small first batch runs eager whole, its multiply-adds counted: eager's cost t per image
+    assert batches == [3]
     t = auto.eager_s[SIZE]
     auto.policy = replace(auto.policy, torch_speed=0.7, fuse_s=9 * t, fuse_s_per_mparam=0.0)  # pays from 30 images
-    auto(x)  # 16 x 0.3 t = 4.8 t < 9 t, and the 17 t seen so far pays 5.1 t: eager
+    auto(x)  # 16 x 0.3 t = 4.8 t < 9 t, and the 19 t seen so far pays 5.7 t: eager
     assert auto.used == {SIZE: "eager"}
     auto.expect(40)  # 40 x 0.3 t = 12 t >= 9 t, and safe: the 40 images earn it back
     out = auto(x)
     assert auto.used == {SIZE: "torch"} and auto.pending == 24
+    # the fused copy keeps the hook: torch's check image, eager's check image, then torch's batch
+    assert batches == [3, 16, 1, 1, 16]
     with torch.no_grad():
         assert _rel(model(x), out) < 1e-4
 

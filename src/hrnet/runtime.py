@@ -559,9 +559,15 @@ class AutoPolicy:
     Only ratios matter: a machine twice as fast runs eager and the setups about twice as fast, and the
     decisions come out the same. On a busy machine the setups suffer less than eager's many small
     operations do, so the estimates err on the side of staying eager.
+
+    A first batch of fewer than ``probe_min_images`` images (counting those announced by
+    :meth:`AutoRunner.expect`) runs eager whole: no such job of a model this package makes can pay for a
+    setup, and splitting one image off to count costs time (on a busy 2-core machine one image alone
+    ran 5x slower per image than a batch of 12).
     """
 
     eager_macs_per_s: float = 75e9
+    probe_min_images: int = 32
     torch_speed: float = 0.7
     onnx_speed: float = 0.55
     fuse_s: float = 0.05
@@ -581,9 +587,10 @@ class AutoRunner(InferenceRunner):
     """Eager first; a faster runtime as soon as the work in hand pays for its setup, never before.
 
     The first image of each input size runs eager while its convolutions' multiply-adds are counted: that
-    gives eager's cost per image in reference seconds (:class:`AutoPolicy`). Before each batch the runner
-    considers, fastest first, a cached ONNX export, the ``torch`` runtime and an export of its own, each
-    with the setup cost the policy estimates, and switches when both hold:
+    gives eager's cost per image in reference seconds (:class:`AutoPolicy`; a small first batch runs
+    eager whole and is counted on the way). Before each batch the runner considers, fastest first, a
+    cached ONNX export, the ``torch`` runtime and an export of its own, each with the setup cost the
+    policy estimates, and switches when both hold:
 
     * it pays: ``work x (current speed - its speed) >= setup``, where ``work`` is the eager cost of this
       batch (or of the images announced by :meth:`expect`) or, once more has been seen, of everything
@@ -688,15 +695,15 @@ class AutoRunner(InferenceRunner):
             return self.model(x.to(self.device))
 
     def _probe(self, x: Tensor) -> tuple[Any, int]:
-        """Eager on one image, counting the multiply-adds of its Conv2d and Linear layers."""
+        """Eager on ``x``, counting the multiply-adds of one image in its Conv2d and Linear layers."""
         macs = 0
 
         def count(module: nn.Module, _inputs: tuple, out: Tensor) -> None:
             nonlocal macs
             if isinstance(module, nn.Conv2d):
                 macs += module.weight.numel() * out.shape[-1] * out.shape[-2]
-            else:
-                macs += module.weight.numel() * (out.numel() // max(1, out.shape[-1]))
+            else:  # a Linear layer: once per row of each image
+                macs += module.weight.numel() * (out.numel() // max(1, out.shape[-1] * out.shape[0]))
 
         layers = [m for m in self.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         handles = [m.register_forward_hook(count) for m in layers]
@@ -752,15 +759,16 @@ class AutoRunner(InferenceRunner):
             return self._eager(x)
         parts: list[Any] = []
         probe: tuple[Tensor, Any] | None = None
-        if size not in self.eager_s:  # the first image of a new size: eager, its multiply-adds counted
+        if size not in self.eager_s:  # the first image(s) of a new size: eager, the multiply-adds counted
             self.used.setdefault(size, "eager")
-            ref, macs = self._probe(x[:1])
+            k = 1 if max(n, self.pending) >= self.policy.probe_min_images else n
+            ref, macs = self._probe(x[:k])
             self.eager_s[size] = max(macs, 1) / self.policy.eager_macs_per_s
             parts.append(ref)
-            probe = (x[:1], ref)
-            x = x[1:]
+            probe = (x[:1], _map_tensors(ref, lambda t: t[:1]))
+            x = x[k:]
         if len(x):
-            name, setup = self._choose(size, max(len(x), self.pending - len(parts)))
+            name, setup = self._choose(size, max(len(x), self.pending - (n - len(x))))
             if name != self.used[size]:
                 if self._switch(name, size, probe, x):
                     self.saved_s -= setup
