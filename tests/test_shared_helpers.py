@@ -3,6 +3,7 @@ Result.save options), checked against values written out by hand."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,16 @@ def test_result_save_passes_plot_options(tmp_path):
     result.save(tmp_path / "default.png")  # default options: half blend and a legend panel to the right
     default = np.asarray(Image.open(tmp_path / "default.png").convert("RGB"))
     assert default.shape[1] > 3 and tuple(default[0, 0]) == (50, 50, 50)
+
+
+def test_image_size_of_a_decompression_bomb_is_one_line_and_no_warning(tmp_path, monkeypatch):
+    """A header above PIL's bomb limit: one ImageReadError naming the file; below it, no raw PIL warning."""
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((40, 50, 3), dtype=np.uint8)).save(path)  # 2000 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # warns above 600 px, refuses above 1200 px
+    with pytest.raises(ImageReadError, match=r"big\.png: .*above the reader's limit"):
+        image_size(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)  # 2000 px: PIL would warn, the reader stays quiet
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert image_size(path) == (50, 40)

@@ -192,7 +192,8 @@ def add_predict_verb(
         "--runtime",
         default="auto",
         choices=RUNTIMES,
-        help="how the network runs (default auto: the fastest installed runtime, checked against eager)",
+        help="how the network runs (default auto: eager until the images in hand pay for a faster runtime's "
+        "setup, then torch or a cached ONNX export, checked against eager)",
     )
     add_run_options(p, example)
     p.set_defaults(func=func)

@@ -81,10 +81,14 @@ def image_size(path: str | Path, decode: bool = False) -> tuple[int, int]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image file not found")
     try:
-        with Image.open(path) as im:
-            if decode:
-                im.load()
-            return im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if decode:
+                    im.load()
+                return im.size
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(_too_large(path, err)) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: cannot {'decode' if decode else 'read'} image ({err})") from err
 

@@ -48,3 +48,18 @@ def test_tiny_image_is_classified_with_a_warning(tmp_path, capsys):
     assert records["thin.png"]["warnings"] == [warned[1].split(": ", 2)[2]]
     assert "warnings" not in records["fine.png"]
     assert all(len(r["top"]) == 3 for r in records.values())  # answered all the same
+
+
+def test_auto_runtime_is_told_every_image_in_hand():
+    """The classifier announces all the images of a call to runtime "auto" (AutoRunner.expect), so its
+    choice of runtime weighs the whole job, not one batch at a time."""
+    from hrnet.classification.api import Classifier
+
+    clf = Classifier("hrnet_w18_small_v1", device="cpu", num_classes=3, batch_size=2, crop_size=64, runtime="auto")
+    announced: list[int] = []
+    runner = clf.forward
+    original = runner.expect
+    runner.expect = lambda n: (announced.append(n), original(n))
+    images = [np.zeros((40, 40, 3), dtype=np.uint8)] * 5
+    assert clf.logits(images).shape == (5, 3)
+    assert announced == [5]

@@ -233,6 +233,9 @@ class Classifier:
             batches = [images[i : i + n] for i in range(0, len(images), n)]
         else:
             batches = [torch.stack([self.preprocess(im) for im in chunk]) for chunk in batched(images, n)]
+        expect = getattr(self.forward, "expect", None)
+        if expect is not None:  # runtime "auto" decides for every image in hand, not batch by batch
+            expect(sum(len(b) for b in batches))
         out = [self.forward(b.to(self.device)).float().cpu() for b in batches]
         return torch.cat(out) if out else torch.empty(0, self.num_classes)
 
