@@ -19,13 +19,16 @@ from safetensors.torch import load_file
 
 import hrnet
 from hrnet import pretrained
+from hrnet.detection.checkpoints import load_detection_weights
 from hrnet.detection.labels import COCO_CATEGORY_IDS, COCO_CLASSES
+from hrnet.detection.model import build_detector
 from hrnet.loader import model_from_card
 from hrnet.models.download import DownloadError, cache_dir
 from hrnet.pose.keypoints import load_keypoint_set
 from hrnet.pose.model import card_keypoint_set
 from hrnet.segmentation.labels import dataset_classes
 
+from .detection.test_det_checkpoints import W18_SMALL_V1, checkpoint_shapes, fill
 from .models.official_layout import official_pose, official_seg
 
 ENTRIES = pretrained.list_entries()
@@ -471,3 +474,82 @@ def test_each_upstream_layout_converts_by_key_name(mirror, layout):
     converted = load_file(str(pretrained.resolve_entry(item, progress=False)))
     assert set(converted) == set(ours)
     assert all(torch.equal(converted[k], ours[k]) for k in ours), layout
+
+
+def _through_the_zoo(mirror: Mirror, base_name: str, file_obj: object, **changes) -> tuple[Path, Path]:
+    """``file_obj`` saved on the mirror and resolved as a copy of entry ``base_name`` (``changes`` applied):
+    the upstream file and the carded file the zoo makes of it."""
+    file = mirror.root / f"zoo/{changes['layout']}.pth"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(file_obj, file)
+    item = dataclasses.replace(
+        pretrained.entry(base_name),
+        urls=(f"https://weights.example.invalid/zoo/{file.name}",),
+        sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
+        **changes,
+    )
+    return file, pretrained.resolve_entry(item, progress=False)
+
+
+def test_official_pose_layout_converts_by_key_name(mirror):
+    """The official pose_hrnet file (a bare state dict under the official key names) becomes a carded file
+    holding exactly those tensors, and its network runs the COCO card (17 heatmaps at a quarter of the crop)."""
+    ours = _random(official_pose(8), 4)
+    _, carded = _through_the_zoo(
+        mirror, "pose_hrnet_w32.coco_256x192", ours, name="pose_hrnet_w8.official_test", layout="official_pose"
+    )
+    converted = load_file(str(carded))
+    assert set(converted) == set(ours) and all(torch.equal(converted[k], ours[k]) for k in ours)
+    model = hrnet.load_model(carded)
+    assert len(card_keypoint_set(model.card).names) == 17
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 64, 48)).shape == (1, 17, 16, 12)
+
+
+def test_timm_layout_converts_and_predicts_as_timm(mirror):
+    """A timm HRNet-C file (timm's own state dict: its key names by construction) goes through the zoo and
+    the converted classifier gives timm's logits on the same image."""
+    timm = pytest.importorskip("timm")
+    reference = timm.create_model("hrnet_w18_small", pretrained=False).eval()
+    _, carded = _through_the_zoo(
+        mirror, "hrnet_w18_small_v1.ms_in1k", reference.state_dict(), name="hrnet_w18_small_v1.timm_test", layout="timm"
+    )
+    model = hrnet.load_model(carded).eval()
+    x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-4)
+
+
+def test_mmdet_layout_converts_and_runs_with_mmdet_conventions(mirror):
+    """An mmdetection 2.x Faster R-CNN file (key names and shapes from mmdet's HRNet configs, written in
+    tests/detection) becomes a carded detector that runs as mmdet ran it: anchors at k*s, aligned RoIAlign,
+    background last in the file and first here; its boxes equal those of the same file loaded into a
+    detector built with the mmdet layout by hand."""
+    state = fill(checkpoint_shapes("faster_rcnn", "mmdet", W18_SMALL_V1, classes=80, neck=16), scale=1.5)
+    base = pretrained.entry("faster_rcnn_hrnet_w32.coco")
+    card = {**dict(base.card), "meta": {**dict(base.card["meta"]), "options": {"neck_channels": 16}}}
+    _, carded = _through_the_zoo(
+        mirror,
+        "faster_rcnn_hrnet_w32.coco",
+        {"meta": {"mmdet_version": "2.1.0"}, "state_dict": state},
+        name="faster_rcnn_hrnet_w18_small_v1.mmdet_test",
+        layout="mmdet2",
+        card=card,
+    )
+    model = hrnet.load_model(carded).eval()
+    s = model.conventions.settings
+    assert (s.layout, s.anchor_style, s.anchor_offset, s.roi_aligned) == ("mmdet", "mmdet", 0.0, True)
+    assert model.card.meta["layout"] == "mmdet"
+    hand = build_detector("faster_rcnn_hrnet_w18_small_v1", num_classes=80, neck_channels=16, layout="mmdet")
+    load_detection_weights(hand, state)
+    for key, v in hand.state_dict().items():
+        assert torch.equal(model.state_dict()[key], v), key
+    image = [torch.rand(3, 96, 128, generator=torch.Generator().manual_seed(3))]
+    for m in (model, hand):
+        m.eval()
+        m.transform.min_size, m.transform.max_size = (96,), 128
+        m.roi_heads.score_thresh = 0.0
+    with torch.no_grad():
+        a, b = model(image)[0], hand.eval()(image)[0]
+    assert len(a["boxes"]) > 0
+    torch.testing.assert_close(a["boxes"], b["boxes"])
