@@ -73,8 +73,14 @@ DOWNLOAD_SUBDIR = "downloads"
 # container is unwrapped): any one of the alternatives, every key of it present.
 LAYOUT_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "official_pose": (("conv1.weight", "final_layer.weight"),),
-    "mmpose0": (("backbone.conv1.weight", "keypoint_head.final_layer.weight"),),
+    # HRNetV1 heads (one conv), then HRNetV2 heads (conv + BN + ReLU + conv: face and hand models)
+    "mmpose0": (
+        ("backbone.conv1.weight", "keypoint_head.final_layer.weight"),
+        ("backbone.conv1.weight", "keypoint_head.final_layer.3.weight"),
+    ),
     "mmpose1": (("backbone.conv1.weight", "head.final_layer.weight"),),
+    # HRNet-Facial-Landmark-Detection: the V2 landmark head is ``head.{0,1,3}``
+    "official_landmark": (("conv1.weight", "head.3.weight"),),
     "official_seg": (("model.conv1.weight", "model.last_layer.3.weight"), ("conv1.weight", "last_layer.3.weight")),
     "mmseg": (("backbone.conv1.weight", "decode_head.conv_seg.weight"),),
     "mmdet2": (

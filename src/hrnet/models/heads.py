@@ -2,7 +2,8 @@
 
 - V1:  the high-resolution stream only (pose estimation).
 - V1h: V1 plus a 1x1 conv to the width of V2 (Section 7's control experiment).
-- V2:  all streams bilinearly upsampled to the highest resolution and concatenated (+ optional 1x1 conv).
+- V2:  all streams bilinearly upsampled to the highest resolution and concatenated (+ optional 1x1 conv);
+       the segmentation and facial-landmark heads put 1x1 conv + BN + ReLU + 1x1 conv on it.
 - V2p: V2 followed by a pyramid made by downsampling (detection; layout of mmdet's HRFPN).
 - C:   Fig. 11: bottlenecks per stream to 128/256/512/1024, strided-conv aggregation to the lowest
        resolution, 1x1 conv to 2048 and global pooling.
@@ -33,14 +34,23 @@ def v2_concat(xs: Sequence[Tensor], align_corners: bool | None = False) -> Tenso
     return torch.cat([xs[0]] + [interpolate_to(x, size, "bilinear", align_corners) for x in xs[1:]], dim=1)
 
 
-def build_seg_last_layer(in_ch: int, num_classes: int, bn_momentum: float = 0.1) -> nn.Sequential:
-    """The official segmentation head on V2: 1x1 conv + BN + ReLU mixing, then a 1x1 classifier."""
+def build_v2_mix_head(in_ch: int, num_outputs: int, bn_momentum: float = 0.1) -> nn.Sequential:
+    """1x1 conv (with bias) + BN + ReLU mixing the concatenated streams, then a 1x1 conv to the outputs.
+
+    The official segmentation head (``last_layer``: one logit map per class) and the official facial
+    landmark head (``head``: one heatmap per landmark) are this same stack; the layer indices 0, 1, 3 are
+    the key names of both repositories' checkpoints."""
     return nn.Sequential(
         nn.Conv2d(in_ch, in_ch, kernel_size=1),
         nn.BatchNorm2d(in_ch, momentum=bn_momentum),
         nn.ReLU(inplace=True),
-        nn.Conv2d(in_ch, num_classes, kernel_size=1),
+        nn.Conv2d(in_ch, num_outputs, kernel_size=1),
     )
+
+
+def build_seg_last_layer(in_ch: int, num_classes: int, bn_momentum: float = 0.1) -> nn.Sequential:
+    """The official segmentation head on V2: 1x1 conv + BN + ReLU mixing, then a 1x1 classifier."""
+    return build_v2_mix_head(in_ch, num_classes, bn_momentum)
 
 
 # ---- classification head C (Fig. 11) ---------------------------------------------------------------

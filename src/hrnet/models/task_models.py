@@ -18,6 +18,7 @@ from hrnet.models.heads import (
     build_head_c,
     build_head_cii,
     build_seg_last_layer,
+    build_v2_mix_head,
     head_c_forward,
     head_ci_forward,
     head_cii_forward,
@@ -92,6 +93,50 @@ class HRNetPose(HRNetBackbone):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.final_layer(self.forward_streams(x)[0])
+
+
+class HRNetPoseV2(HRNetBackbone):
+    """HRNetV2 for keypoints (the official facial landmark model, mmpose's face and hand HRNetV2): all four
+    streams upsampled and concatenated, 1x1 conv + BN + ReLU, then a 1x1 conv to one heatmap per keypoint.
+
+    The head is ``head`` (indices 0, 1, 3) as in HRNet-Facial-Landmark-Detection's checkpoints. mmpose keeps
+    the same layers under other names (0.x ``keypoint_head.final_layer.{0,1,3}``, 1.x
+    ``head.conv_layers.{0,1}`` + ``head.final_layer``); :meth:`convert_state_dict` maps them here, so every
+    published layout loads strictly.
+    """
+
+    head_prefixes = ("head.3.",)  # the heatmap conv; head.0 / head.1 do not depend on the keypoint count
+    head_unit = "keypoints"
+
+    def __init__(self, cfg: HRNetConfig, num_joints: int = 98) -> None:
+        super().__init__(cfg)
+        if num_joints < 1:
+            raise ValueError(f"num_joints must be >= 1, got {num_joints}")
+        self.num_joints = num_joints
+        self.head = build_v2_mix_head(sum(self.out_channels), num_joints, cfg.bn_momentum)
+
+    @property
+    def head_size(self) -> int:
+        """Number of keypoints (heatmaps)."""
+        return self.num_joints
+
+    @staticmethod
+    def convert_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """mmpose's names of the head -> ours (after :func:`hrnet.models.weights.normalize_keys` has mapped
+        ``keypoint_head.final_layer.`` / ``head.final_layer.`` to ``final_layer.``)."""
+        out = {}
+        for key, value in state.items():
+            if key.startswith("final_layer."):
+                rest = key[len("final_layer.") :]
+                # 0.x: final_layer.{0,1,3}.*; 1.x: final_layer.{weight,bias} is the last conv
+                key = "head." + (rest if rest[0].isdigit() else "3." + rest)
+            elif key.startswith("head.conv_layers."):
+                key = "head." + key[len("head.conv_layers.") :]
+            out[key] = value
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(v2_concat(self.forward_streams(x), self.cfg.align_corners))
 
 
 class HRNetSegmentation(HRNetBackbone):

@@ -1,7 +1,8 @@
 """Model names -> configurations: the one name table of the project.
 
-A name is ``[task_]backbone``: task is ``pose_`` (HRNetV1 heatmaps), ``seg_`` (HRNetV2 segmentation) or
-nothing (ImageNet classification, HRNet-Wx-C); backbone is ``hrnet_w{W}`` for any positive integer W,
+A name is ``[task_]backbone``: task is ``pose_`` (HRNetV1 heatmaps), ``pose_hrnetv2_`` spelled
+``pose_hrnetv2_w{W}`` (HRNetV2 heatmaps: the facial landmark / hand models), ``seg_`` (HRNetV2 segmentation)
+or nothing (ImageNet classification, HRNet-Wx-C); backbone is ``hrnet_w{W}`` for any positive integer W,
 ``hrnet_w18_small_v1`` (alias ``hrnet_w18_small``) or ``hrnet_w18_small_v2``. The small networks differ
 from ``hrnet_w{W}`` by a handful of numbers, written here once.
 """
@@ -18,7 +19,7 @@ from torch import nn
 
 from hrnet.models import sources
 from hrnet.models.backbone import HRNetConfig
-from hrnet.models.task_models import HRNetClassifier, HRNetFeatures, HRNetPose, HRNetSegmentation
+from hrnet.models.task_models import HRNetClassifier, HRNetFeatures, HRNetPose, HRNetPoseV2, HRNetSegmentation
 from hrnet.models.weights import LoadResult, describe_keys, load_weights, mismatched_head_keys, read_state_dict
 
 # the small variants of the official repositories, as differences from the standard topology
@@ -36,8 +37,11 @@ TASKS = {
     "": dict(upsample="nearest"),
     "pose_": dict(upsample="nearest", multi_scale_output=False),
     "seg_": dict(upsample="bilinear", align_corners=False),
+    # the official landmark code and mmpose's face / hand HRNetV2 fuse with bilinear upsampling as well
+    "pose_v2_": dict(upsample="bilinear", align_corners=False),
 }
-DEFAULT_INPUT = {"": (224, 224), "pose_": (256, 192), "seg_": (1024, 2048)}
+DEFAULT_INPUT = {"": (224, 224), "pose_": (256, 192), "seg_": (1024, 2048), "pose_v2_": (256, 256)}
+V2_POSE = "pose_hrnetv2_"  # spelled as mmpose and the landmark papers name it; internally task "pose_v2_"
 
 # ImageNet weights of the official repository, as published on the Hugging Face hub by timm
 HUB_REPOS = {
@@ -50,13 +54,17 @@ _BACKBONE_RE = re.compile(r"^hrnet_w(\d+)$")
 
 
 def _split(name: str) -> tuple[str, str]:
-    """'pose_hrnet_w32' -> ('pose_', 'hrnet_w32'), resolving aliases; unknown names raise with suggestions."""
-    for task in ("pose_", "seg_"):
-        if name.startswith(task):
-            backbone = name[len(task) :]
-            break
+    """'pose_hrnet_w32' -> ('pose_', 'hrnet_w32'), 'pose_hrnetv2_w18' -> ('pose_v2_', 'hrnet_w18'), resolving
+    aliases; unknown names raise with suggestions."""
+    if name.startswith(V2_POSE):
+        task, backbone = "pose_v2_", "hrnet_" + name[len(V2_POSE) :]
     else:
-        task, backbone = "", name
+        for task in ("pose_", "seg_"):
+            if name.startswith(task):
+                backbone = name[len(task) :]
+                break
+        else:
+            task, backbone = "", name
     backbone = ALIASES.get(backbone, backbone)
     if backbone in SMALL_VARIANTS:
         return task, backbone
@@ -87,6 +95,7 @@ def list_models(filter: str | None = None) -> list[str]:
     backbones = ["hrnet_w18_small", "hrnet_w18_small_v1", "hrnet_w18_small_v2"]
     backbones += [f"hrnet_w{w}" for w in OFFICIAL_WIDTHS]
     names = backbones + [f"pose_{b}" for b in backbones[1:]] + [f"seg_{b}" for b in backbones[1:]]
+    names += [f"pose_hrnetv2_w{w}" for w in OFFICIAL_WIDTHS]
     return [n for n in names if filter is None or filter in n]
 
 
@@ -120,6 +129,8 @@ def create_model(
         model = HRNetFeatures(cfg, stage=feature_stage, out_indices=out_indices)
     elif task == "pose_":
         model = HRNetPose(cfg, num_joints=17 if num_joints is None else num_joints)
+    elif task == "pose_v2_":
+        model = HRNetPoseV2(cfg, num_joints=98 if num_joints is None else num_joints)
     elif task == "seg_":
         model = HRNetSegmentation(cfg, num_classes=19 if num_classes is None else num_classes)
     else:

@@ -23,6 +23,7 @@ from hrnet.paths import under_root
 from hrnet.pose.config import PoseConfig, resolve_keypoint_set
 from hrnet.pose.datasets import annotation_problem, image_entry_problem, is_number, read_json
 from hrnet.pose.keypoints import KeypointSet
+from hrnet.pose.landmarks import read_face_csv
 
 LEVELS = ("quick", "full")
 
@@ -206,6 +207,18 @@ def check_mpii_split(
                 )
 
 
+def check_face_csv(report: DataReport, ann_file: Path, image_dir: Path, ks: KeypointSet, level: str) -> None:
+    """An official landmark CSV: the file's rows (the loader's reader, so both agree) and every image."""
+    try:
+        rows = read_face_csv(ann_file, ks.num_keypoints)
+    except (FileNotFoundError, ValueError) as err:
+        report.add("annotation file unusable", str(ann_file), str(err).removeprefix(f"{ann_file}: "))
+        return
+    report.checked["annotations"] += len(rows)
+    for name in sorted({r["file_name"] for r in rows}):
+        _check_image_file(report, image_dir / name, str(ann_file), None, level)
+
+
 def check_pose_data(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, level: str = "full") -> DataReport:
     """Check the training and validation data of ``cfg`` (one pass when both name the same files)."""
     if level not in LEVELS:
@@ -227,6 +240,9 @@ def check_pose_data(cfg: PoseConfig, keypoint_set: KeypointSet | None = None, le
         if d.dataset == "mpii":
             if ks is not None:
                 check_mpii_split(report, ann_file, image_dir, ks, level)
+        elif d.dataset == "face" and ann_file.suffix.lower() == ".csv":
+            if ks is not None:
+                check_face_csv(report, ann_file, image_dir, ks, level)
         else:
             check_coco_split(report, ann_file, image_dir, ks, level)
     return report

@@ -13,6 +13,8 @@ from hrnet.engine.config import TrainConfig
 from hrnet.paths import under_root
 from hrnet.pose.keypoints import FROM_ANNOTATIONS, KeypointSet, builtin_keypoint_sets, load_keypoint_set
 
+DATASETS = ("coco", "mpii", "face")
+
 
 @dataclass
 class PoseModelConfig:
@@ -27,14 +29,17 @@ class PoseModelConfig:
 class PoseDataConfig:
     """Dataset files, keypoint set, crop geometry and training augmentation. Sizes are (w, h)."""
 
-    dataset: str = "coco"  # coco | mpii
+    # coco (COCO-style keypoints, COCO-WholeBody included) | mpii (official json) | face (facial landmarks:
+    # mmpose's COCO-style .json or the official HRNet-Facial-Landmark-Detection .csv; see hrnet.pose.landmarks)
+    dataset: str = "coco"
     root: str = "data/coco"
     train_ann: str = "annotations/person_keypoints_train2017.json"
     train_images: str = "images/train2017"
     val_ann: str = "annotations/person_keypoints_val2017.json"
     val_images: str = "images/val2017"
-    # a shipped set (coco, mpii, crowdpose, aic, ochuman, halpe), a YAML file (relative to this config
-    # file), or from_annotations (names and skeleton from train_ann's categories)
+    # a shipped set (coco, mpii, crowdpose, aic, ochuman, halpe, coco_wholebody, hand, wflw, 300w, cofw,
+    # aflw), a YAML file (relative to this config file), or from_annotations (names and skeleton from
+    # train_ann's categories)
     keypoint_set: str = "coco"
     input_size: list[int] = field(default_factory=lambda: [192, 256])
     heatmap_size: list[int] | None = None  # default input / 4
@@ -46,6 +51,7 @@ class PoseDataConfig:
     flip: bool = True
     half_body_prob: float = 0.3
     num_joints_half_body: int = 8
+    aug_sampling: str = "normal"  # normal (body recipe: clipped Gaussians) | uniform (official landmark recipe)
 
 
 @dataclass
@@ -62,6 +68,9 @@ class PoseTestConfig:
     use_nms: bool = True
     batch_size: int = 32
     workers: int = 0
+    # facial landmarks: the NME normaliser; auto = the data set's official one (wflw, 300w: outer eye
+    # corners; cofw: pupils; aflw: box size), else "box" or "keypoints:A,B" (0-based landmark indices)
+    nme_norm: str = "auto"
 
 
 @dataclass
@@ -79,8 +88,10 @@ class PoseConfig:
         self.data.keypoint_set = resolve_keypoint_set_path(self.data.keypoint_set, config_dir)
 
     def __post_init__(self) -> None:
-        if self.data.dataset not in ("coco", "mpii"):
-            raise ValueError(f"data.dataset must be 'coco' or 'mpii', got {self.data.dataset!r}")
+        if self.data.dataset not in DATASETS:
+            raise ValueError(f"data.dataset must be one of {', '.join(DATASETS)}, got {self.data.dataset!r}")
+        if self.data.aug_sampling not in ("normal", "uniform"):
+            raise ValueError(f"data.aug_sampling must be 'normal' or 'uniform', got {self.data.aug_sampling!r}")
         if len(self.data.input_size) != 2:
             raise ValueError(f"data.input_size must be [w, h], got {self.data.input_size}")
 

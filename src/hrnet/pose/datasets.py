@@ -41,6 +41,7 @@ from hrnet.pose.transforms import (
     normalize_image,
     warp_image,
 )
+from hrnet.pose.wholebody import NUM_WHOLEBODY, is_wholebody, merge_wholebody
 
 log = logging.getLogger("hrnet.pose")
 
@@ -55,6 +56,13 @@ class PoseAugment:
     flip: bool = True
     half_body_prob: float = 0.3
     num_joints_half_body: int = 8
+    # "normal": the body recipe's clipped Gaussians above; "uniform": the official facial landmark recipe,
+    # scale x U(1 - scale_factor, 1 + scale_factor) and rotation U(-rot_factor, rot_factor) degrees
+    sampling: str = "normal"
+
+    def __post_init__(self) -> None:
+        if self.sampling not in ("normal", "uniform"):
+            raise ValueError(f"augmentation sampling must be 'normal' or 'uniform', got {self.sampling!r}")
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -203,6 +211,8 @@ def complete_coco_keypoints(
 ) -> CocoKeypointFile:
     """:func:`read_coco_keypoints` on already parsed JSON (edited in place); ``path`` names it in errors."""
     path = Path(path)
+    if num_keypoints == NUM_WHOLEBODY and is_wholebody(data):
+        merge_wholebody(data, str(path))  # COCO-WholeBody keeps its parts in separate fields
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("images"), list)
@@ -324,9 +334,16 @@ class TopDownDataset(Dataset):
             if half is not None:
                 center, scale = half
         sf, rf = aug.scale_factor, aug.rot_factor
-        scale = scale * np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
+        if aug.sampling == "uniform":
+            scale = scale * np.random.uniform(1 - sf, 1 + sf)
+        else:
+            scale = scale * np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
         if np.random.rand() <= aug.rot_prob:
-            rot = float(np.clip(np.random.randn() * rf, -rf * 2, rf * 2))
+            rot = float(
+                np.random.uniform(-rf, rf)
+                if aug.sampling == "uniform"
+                else np.clip(np.random.randn() * rf, -rf * 2, rf * 2)
+            )
         if aug.flip and np.random.rand() <= 0.5:
             image = image[:, ::-1]
             joints, visible = flip_joints(joints, visible, image.shape[1], ks.flip_pairs)

@@ -5,7 +5,9 @@ keypoint scores above 0.2; within an image, people whose poses overlap another, 
 OKS > 0.9 are suppressed; the rest go to pycocotools' ``COCOeval`` with the keypoint set's own sigmas
 (pycocotools defaults to the 17 COCO ones, which would be wrong, or crash, for any other set).
 The ground truth goes through the dataset's reader first, so files that lack ``area`` or ``iscrowd``
-score as they train. A file with a ``crowdIndex`` per image is scored with the CrowdPose protocol.
+score as they train. A file with a ``crowdIndex`` per image is scored with the CrowdPose protocol, and
+COCO-WholeBody per part (:func:`evaluate_wholebody`). Facial landmarks are scored by NME
+(:mod:`hrnet.pose.landmarks`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pycocotools.cocoeval import COCOeval
 from hrnet.coco import coco_index
 from hrnet.pose.datasets import complete_coco_keypoints, read_coco_keypoints
 from hrnet.pose.keypoints import COCO_KEYPOINTS
+from hrnet.pose.wholebody import NUM_WHOLEBODY, WHOLEBODY_PARTS
 
 COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 CROWDPOSE_METRIC_NAMES = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
@@ -306,4 +309,31 @@ def pckh_table(
                 idx = [names.index(m) for m in members if m in names]
                 if idx and count[idx].sum() > 0:
                     out[group] = float((per[idx] * count[idx]).sum() / count[idx].sum())
+    return out
+
+
+def evaluate_wholebody(gt: str | Path | dict, results: list[dict], sigmas: np.ndarray) -> dict[str, float]:
+    """COCO-WholeBody: the COCO metrics of all 133 keypoints (``AP``, ``AR``, ...: "whole") and ``AP_<part>`` /
+    ``AR_<part>`` of body, foot, face, left_hand and right_hand, each through pycocotools with only that
+    part's keypoints and sigmas (as the official evaluation: a person without labelled keypoints in a part
+    is ignored for that part; the OKS scale is the person's area for every part).
+
+    ``gt`` is a COCO-WholeBody file or its parsed dict (parts merged or not); ``results`` hold 133
+    keypoints per person (after rescoring and OKS-NMS on the whole body)."""
+    sig = np.asarray(sigmas, dtype=np.float64)
+    if sig.shape != (NUM_WHOLEBODY,):
+        raise ValueError(f"COCO-WholeBody evaluation needs {NUM_WHOLEBODY} sigmas, got {sig.size}")
+    if isinstance(gt, dict):
+        data = complete_coco_keypoints(copy.deepcopy(gt), "ground truth", NUM_WHOLEBODY).data
+    else:
+        data = read_coco_keypoints(gt, NUM_WHOLEBODY, "COCO-WholeBody annotation file").data
+    out = evaluate_coco(data, results, sig)
+    for part, (lo, hi) in WHOLEBODY_PARTS.items():
+        part_gt = {
+            **data,
+            "annotations": [{**a, "keypoints": a["keypoints"][3 * lo : 3 * hi]} for a in data["annotations"]],
+        }
+        part_results = [{**r, "keypoints": list(r["keypoints"][3 * lo : 3 * hi])} for r in results]
+        scores = evaluate_coco(part_gt, part_results, sig[lo:hi])
+        out[f"AP_{part}"], out[f"AR_{part}"] = scores["AP"], scores["AR"]
     return out

@@ -24,11 +24,13 @@ from hrnet.pose.check import check_pose_data
 from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.config import PoseConfig, resolve_keypoint_set
 from hrnet.pose.datasets import CocoKeypoints, MPIIKeypoints, PoseAugment, TopDownDataset
-from hrnet.pose.evaluation import coco_results, evaluate_coco, pckh_table
+from hrnet.pose.evaluation import coco_results, evaluate_coco, evaluate_wholebody, pckh_table
 from hrnet.pose.inference import predict_dataset
 from hrnet.pose.keypoints import KeypointSet
+from hrnet.pose.landmarks import FaceLandmarks, nme_metrics, parse_normalizer
 from hrnet.pose.loss import JointsMSELoss
 from hrnet.pose.model import build_model, make_card
+from hrnet.pose.wholebody import NUM_WHOLEBODY, is_wholebody
 
 log = logging.getLogger("hrnet.pose")
 
@@ -44,6 +46,7 @@ def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None
         flip=d.flip,
         half_body_prob=d.half_body_prob,
         num_joints_half_body=d.num_joints_half_body,
+        sampling=d.aug_sampling,
     )
     ann = under_root(d.root, d.train_ann if train else d.val_ann)
     images = under_root(d.root, d.train_images if train else d.val_images)
@@ -58,6 +61,8 @@ def build_dataset(cfg: PoseConfig, train: bool, keypoint_set: KeypointSet | None
     )
     if d.dataset == "mpii":
         return MPIIKeypoints(ann, images, **common)
+    if d.dataset == "face":
+        return FaceLandmarks(ann, images, **common)
     boxes: str | Path = "gt" if train or t.boxes == "gt" else under_root(d.root, t.boxes)
     return CocoKeypoints(ann, images, boxes=boxes, det_score_thr=0.0 if train else t.det_score_thr, **common)
 
@@ -105,7 +110,8 @@ def make_evaluator(cfg: PoseConfig, dataset: TopDownDataset, results_out: list |
 def score_predictions(
     cfg: PoseConfig, dataset: TopDownDataset, preds: list[dict], results_out: list | None = None
 ) -> dict[str, float]:
-    """Metrics of per-crop predictions: COCO AP/AR (rescoring + OKS-NMS + pycocotools) or MPII PCKh."""
+    """Metrics of per-crop predictions: COCO AP/AR (rescoring + OKS-NMS + pycocotools; per part for
+    COCO-WholeBody), MPII PCKh, or facial-landmark NME / failure rate / AUC."""
     ks, t = dataset.keypoint_set, cfg.test
     if not preds:
         raise ValueError("no predictions to evaluate (empty validation set?)")
@@ -120,6 +126,15 @@ def score_predictions(
             heads[[p["index"] for p in preds]],
             ks.names,
         )
+    if isinstance(dataset, FaceLandmarks):
+        joints, vis, box_sizes = dataset.ground_truth()
+        order = [p["index"] for p in preds]
+        norm = parse_normalizer(t.nme_norm, ks)
+        if norm.kind == "box" and box_sizes is None:
+            raise ValueError(
+                f"{dataset.ann_file}: NME by box size needs 'box_size' for every face (AFLW files have it)"
+            )
+        return nme_metrics(kpts, joints[order], vis[order], norm, None if box_sizes is None else box_sizes[order])
     sigmas = ks.require_sigmas()
     results = coco_results(
         [p["image_id"] for p in preds],
@@ -134,6 +149,8 @@ def score_predictions(
     )
     if results_out is not None:
         results_out.extend(results)
+    if ks.num_keypoints == NUM_WHOLEBODY and is_wholebody(dataset.coco.data):  # type: ignore[attr-defined]
+        return evaluate_wholebody(dataset.coco.data, results, sigmas)  # type: ignore[attr-defined]
     return evaluate_coco(dataset.ann_file, results, sigmas)  # type: ignore[attr-defined]
 
 
@@ -173,7 +190,8 @@ def train(
             loss_fn=loss_fn,
             evaluate=make_evaluator(c, build_dataset(c, train=False, keypoint_set=ks)),
             collate_fn=_train_collate,
-            best_metric="PCKh" if c.data.dataset == "mpii" else "AP",
+            best_metric={"mpii": "PCKh", "face": "NME"}.get(c.data.dataset, "AP"),
+            higher_is_better=c.data.dataset != "face",  # NME is an error
             card=make_card(c, keypoint_set=ks),
         )
 

@@ -11,6 +11,18 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from hrnet.pose.wholebody import NUM_WHOLEBODY, WHOLEBODY_PARTS
+
+DENSE = 30  # more keypoints than this (faces, whole bodies): sizes follow the person, not the image
+# COCO-WholeBody points by part (RGB): body red, feet orange, face white, left hand green, right hand blue
+PART_COLORS = {
+    "body": (255, 0, 0),
+    "foot": (255, 160, 0),
+    "face": (255, 255, 255),
+    "left_hand": (0, 220, 0),
+    "right_hand": (0, 120, 255),
+}
+
 # one colour per limb of the COCO skeleton, cycled for other keypoint sets (RGB)
 _PALETTE = (
     (255, 128, 0),
@@ -99,16 +111,26 @@ def draw_poses(
                     1,
                     cv2.LINE_AA,
                 )
+    point_colors = [(255, 0, 0)] * k
+    if k == NUM_WHOLEBODY:
+        for part, (lo, hi) in WHOLEBODY_PARTS.items():
+            point_colors[lo:hi] = [PART_COLORS[part]] * (hi - lo)
     for p in range(n):
         ok = np.isfinite(kpts[p]).all(1) & (sc[p] >= kpt_thr)
+        line, dot = thick + 1, radius
+        if k > DENSE and ok.any():  # 68-98 landmarks on a small face: thin lines, small dots, or they merge
+            extent = float(np.ptp(kpts[p][ok], axis=0).max())
+            line, dot = max(1, int(round(extent / 200))), max(1, int(round(extent / 120)))
         for li, (a, b) in enumerate(skeleton):
             if ok[a] and ok[b]:
                 pa = (int(round(kpts[p, a, 0])), int(round(kpts[p, a, 1])))
                 pb = (int(round(kpts[p, b, 0])), int(round(kpts[p, b, 1])))
-                cv2.line(canvas, pa, pb, palette[li % len(palette)], thick + 1, cv2.LINE_AA)
+                cv2.line(canvas, pa, pb, palette[li % len(palette)], line, cv2.LINE_AA)
         for j in range(k):
             if ok[j]:
                 c = (int(round(kpts[p, j, 0])), int(round(kpts[p, j, 1])))
-                cv2.circle(canvas, c, radius, (255, 255, 255), -1, cv2.LINE_AA)
-                cv2.circle(canvas, c, max(1, radius - 1), (255, 0, 0), -1, cv2.LINE_AA)
+                if k <= DENSE:
+                    cv2.circle(canvas, c, dot, (255, 255, 255), -1, cv2.LINE_AA)
+                small = k == NUM_WHOLEBODY and j >= WHOLEBODY_PARTS["face"][0]  # face and hands: fine detail
+                cv2.circle(canvas, c, 1 if small else max(1, dot - (k <= DENSE)), point_colors[j], -1, cv2.LINE_AA)
     return canvas
