@@ -40,6 +40,7 @@ from hrnet.io import as_rgb_array
 from hrnet.models.card import ModelCard, read_card
 from hrnet.models.fuse import fold_bn, fuse
 from hrnet.models.weights import read_raw_state_dict
+from hrnet.pose.face_detector import FACE_DETECTOR, FaceDetector
 from hrnet.pretrained import build_torchvision_detector, resolve_weights, task_default, weights_info
 
 log = logging.getLogger("hrnet")
@@ -236,8 +237,9 @@ class PersonDetector:
 
 
 def detector_info(detector: Any) -> dict[str, Any] | None:
-    """What ``results.json`` says about a person detector: its ``info`` when it is a :class:`PersonDetector`,
-    else its type (a callable, or an object with ``person_boxes``); None for no detector."""
+    """What ``results.json`` says about a detector: its ``info`` when it is a :class:`PersonDetector` or a
+    :class:`~hrnet.pose.face_detector.FaceDetector` (name, cascade file and OpenCV version, licence), else
+    its type (a callable, or an object with ``person_boxes``); None for no detector."""
     if detector is None:
         return None
     info = getattr(detector, "info", None)
@@ -253,15 +255,18 @@ def as_person_detector(
     """Whatever a user hands ``PoseEstimator(detector=...)``, as a callable ``rgb -> (N, 5)`` person boxes.
 
     Accepted: ``None`` or ``"none"`` (no detector: the whole image is one person); ``"default"`` (the zoo's
-    person detector); any weights argument (zoo name, file, URL, hub name: see :class:`PersonDetector`); a
-    built torchvision-style detector module; an object with a ``person_boxes`` method
-    (``hrnet.detection.Detector``: duck-typed, because pose must not import the detection task); or any
-    callable already returning boxes.
+    person detector); ``"opencv_face"`` (:class:`hrnet.pose.face_detector.FaceDetector`, face boxes for
+    facial landmark models, from the Haar cascade shipped with OpenCV); any weights argument (zoo name, file,
+    URL, hub name: see :class:`PersonDetector`); a built torchvision-style detector module; an object with a
+    ``person_boxes`` method (``hrnet.detection.Detector``: duck-typed, because pose must not import the
+    detection task); or any callable already returning boxes.
     """
     if detector is None or (isinstance(detector, str) and detector.lower() == NO_DETECTOR):
         return None
     if isinstance(detector, str) and detector.lower() == DEFAULT_DETECTOR:
         detector = task_default("person_detector").name
+    if isinstance(detector, str) and detector.lower() == FACE_DETECTOR:
+        return FaceDetector(score_thr=score_thr)
     if isinstance(detector, (str, Path, nn.Module)):
         return PersonDetector(detector, score_thr=score_thr, device=device)
     person_boxes = getattr(detector, "person_boxes", None)
