@@ -3,8 +3,9 @@
 Every task has the same verbs with the same flags: ``train`` (:func:`add_train_verb`), ``eval`` and
 ``predict`` (:func:`add_predict_verb`), plus the run options of :func:`add_run_options`. The predict
 loop (:func:`run_predict`) is written once: inputs from :mod:`hrnet.inputs`, batches through the task's
-facade, one picture per input (videos are written back as videos) under a fresh run folder, and a
-``results.json`` that is written even when a bad input stops the run.
+facade, one picture per input (videos are written back as videos, frame by frame) under a fresh run
+folder, a ``results.jsonl`` written line by line and a ``results.json`` that is written even when a bad
+input or Ctrl-C stops the run. The ``track`` verbs (:func:`add_track_verb`) run the same loop.
 """
 
 from __future__ import annotations
@@ -13,25 +14,29 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 import cv2
 import yaml
 from tqdm import tqdm
 
-from hrnet.atomic import write_json
+from hrnet.atomic import atomic_path, write_json
 from hrnet.engine.config import load_config
 from hrnet.engine.rundir import make_run_dir as engine_make_run_dir
-from hrnet.inputs import Frame, InputFile, expand_inputs, read_frames, video_fps
+from hrnet.inputs import DEFAULT_FPS, Frame, InputFile, expand_inputs, read_frames
 from hrnet.models.card import ModelCard
 from hrnet.results import RANDOM_WEIGHTS, Result, warn_random_weights
 from hrnet.runtime import RUNTIMES
+from hrnet.track.session import TrackOptions
+from hrnet.track.writers import TrackFiles, check_eval
 
 log = logging.getLogger("hrnet")
 RESULTS_FILE = "results.json"
+RECORDS_FILE = "results.jsonl"  # one line per frame, flushed as the run goes
 INTERRUPTED = "interrupted"  # results.json's stopped_by after Ctrl-C
 T = TypeVar("T")
 
@@ -151,15 +156,24 @@ def emit_json(obj: Any, dest: str | None) -> None:
 
 
 def add_predict_verb(
-    sub: argparse._SubParsersAction, *, task: str, help: str, func: Any, example: str, epilog: str | None = None
+    sub: argparse._SubParsersAction,
+    *,
+    task: str,
+    help: str,
+    func: Any,
+    example: str,
+    epilog: str | None = None,
+    verb: str = "predict",
 ) -> argparse.ArgumentParser:
-    """The ``predict`` verb with the flags every task shares; the task adds its own after this."""
-    p = sub.add_parser("predict", help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The ``predict`` verb with the flags every task shares; the task adds its own after this. ``verb``
+    names another verb with the same flags (``track``)."""
+    p = sub.add_parser(verb, help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="image or video files, folders (searched recursively) or quoted globs ('imgs/*.jpg')",
+        help="image or video files, folders (searched recursively), quoted globs ('imgs/*.jpg'), a webcam "
+        "index (0) or a stream URL OpenCV opens (rtsp://, http://, file://)",
     )
     p.add_argument(
         "--weights",
@@ -176,7 +190,7 @@ def add_predict_verb(
     p.add_argument("--config", default=None, help="experiment YAML (model, labels, input size, test settings)")
     p.add_argument(
         "--out",
-        default=f"runs/{task}_predict",
+        default=f"runs/{task}_{verb}",
         help="output folder; each run writes a fresh subfolder run-NNN in it (default %(default)s)",
     )
     p.add_argument("--exist-ok", action="store_true", help="write into --out itself, replacing same-named outputs")
@@ -196,8 +210,113 @@ def add_predict_verb(
         "setup, then torch or a cached ONNX export, checked against eager)",
     )
     add_run_options(p, example)
-    p.set_defaults(func=func)
+    p.set_defaults(func=func, verb_name=verb)
     return p
+
+
+def add_track_verb(
+    sub: argparse._SubParsersAction,
+    *,
+    task: str,
+    help: str,
+    func: Any,
+    example: str,
+    epilog: str | None = None,
+    det_every: bool = False,
+) -> argparse.ArgumentParser:
+    """The ``track`` verb: the predict flags plus the tracking ones (:class:`hrnet.track.TrackOptions`);
+    ``det_every`` adds ``--det-every`` (top-down pose, which can carry boxes from keypoints)."""
+    p = add_predict_verb(sub, task=task, help=help, func=func, example=example, epilog=epilog, verb="track")
+    g = p.add_argument_group("tracking")
+    g.add_argument(
+        "--keep-alive",
+        type=int,
+        default=30,
+        metavar="FRAMES",
+        help="frames a lost track waits for its object to come back with its ID (default %(default)s)",
+    )
+    g.add_argument(
+        "--iou-thr",
+        type=float,
+        default=0.3,
+        help="box IoU at which a detection may continue a track (default %(default)s)",
+    )
+    if det_every:
+        g.add_argument(
+            "--oks-thr", type=float, default=0.5, help="or keypoint OKS at which it may (default %(default)s)"
+        )
+        g.add_argument(
+            "--det-every",
+            type=int,
+            default=1,
+            metavar="N",
+            help="run the detector on every N-th frame only; between, the boxes come from the previous frame's "
+            "keypoints (faster; see docs/video.md for the cost; default %(default)s: every frame)",
+        )
+    g.add_argument(
+        "--smooth",
+        default="auto",
+        choices=("auto", "one-euro", "ema", "none"),
+        help="smoothing of the tracked points (default auto: one-euro for videos and streams, none for images)",
+    )
+    g.add_argument("--min-cutoff", type=float, default=1.0, help="one-euro minimum cut-off in Hz (default %(default)s)")
+    g.add_argument(
+        "--beta", type=float, default=0.01, help="one-euro speed coefficient in 1/pixel (default %(default)s)"
+    )
+    g.add_argument(
+        "--d-cutoff", type=float, default=1.0, help="one-euro cut-off of the speed in Hz (default %(default)s)"
+    )
+    g.add_argument(
+        "--ema-alpha", type=float, default=0.5, help="weight of the new frame for --smooth ema (default %(default)s)"
+    )
+    g.add_argument(
+        "--fps",
+        type=float,
+        default=25.0,
+        help="frame rate of image sequences (videos use their own; default %(default)s)",
+    )
+    g.add_argument("--csv", action="store_true", help="also write RUN/<video>.tracks.csv: one row per object and frame")
+    g.add_argument(
+        "--eval",
+        default=None,
+        metavar="GT.txt",
+        help="score the tracks against MOT-format ground truth (MOTA, IDF1, ID switches; needs hrnet[track])",
+    )
+    return p
+
+
+def track_setup(
+    args: argparse.Namespace, **defaults: Any
+) -> tuple[TrackOptions, Callable[[Path, list[InputFile]], Sequence[FrameWriter]]]:
+    """What a task's ``track`` command needs from the tracking flags: the options (``defaults`` for the
+    ones the task's flags do not give) and the writers of the track files for :func:`run_predict`. A bad
+    option, ``--eval`` without motmetrics, or a ground-truth file that does not read stops here, before
+    any run folder is made."""
+    options = TrackOptions.from_kwargs({**defaults, **track_options(args)})
+    if args.eval is not None:
+        check_eval(args.eval, expand_inputs(args.inputs))
+
+    def writers(run_dir: Path, files: list[InputFile]) -> list[FrameWriter]:
+        return [TrackFiles(run_dir, csv=args.csv, eval_gt=args.eval)]
+
+    return options, writers
+
+
+def track_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`hrnet.track.TrackOptions` keywords of the ``track`` flags."""
+    names = (
+        "keep_alive",
+        "iou_thr",
+        "oks_thr",
+        "det_every",
+        "smooth",
+        "min_cutoff",
+        "beta",
+        "d_cutoff",
+        "ema_alpha",
+        "fps",
+    )
+    return {n: getattr(args, n) for n in names if hasattr(args, n)}
 
 
 def make_run_dir(out: str | Path, exist_ok: bool = False) -> Path:
@@ -207,20 +326,31 @@ def make_run_dir(out: str | Path, exist_ok: bool = False) -> Path:
     return engine_make_run_dir(out, exist_ok)
 
 
+class FrameWriter(Protocol):
+    """An extra output of the predict loop, fed every result as it comes (the track files)."""
+
+    def write(self, frame: Frame, result: Any) -> Any:
+        """Add one frame's result."""
+        ...
+
+    def close(self) -> dict[str, Any]:
+        """Finish; what it returns is added to ``results.json``."""
+        ...
+
+
 class _VideoSink:
-    """Writes the drawn frames of one input video as ``RUN/<rel>`` (mp4v), opened on the first frame."""
+    """Writes the drawn frames of one input video as ``RUN/<rel>`` (mp4v), opened on the first frame and
+    written frame by frame; closed when the run moves on to the next input (or stops), which makes the
+    file playable."""
 
     def __init__(self, source: InputFile, path: Path) -> None:
         self.source, self.path, self.writer = source, path.with_suffix(".mp4"), None
 
-    def write(self, rgb) -> None:  # noqa: ANN001 - numpy array
-
+    def write(self, rgb, fps: float | None = None) -> None:  # noqa: ANN001 - numpy array
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = rgb.shape[:2]
-            self.writer = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), video_fps(self.source.path), (w, h)
-            )
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps or DEFAULT_FPS, (w, h))
             if not self.writer.isOpened():
                 raise OSError(f"{self.path}: cannot write the video")
         self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -228,6 +358,7 @@ class _VideoSink:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+            self.writer = None
             os.chmod(self.path, 0o666 & ~_umask())
 
 
@@ -235,6 +366,37 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _write_report(path: Path, head: dict[str, Any], records: Path) -> None:
+    """``results.json``: ``head`` with the records of ``results.jsonl`` as its last key, ``results``, copied
+    line by line (never all in memory), atomically. A line cut short by a hard kill is left out."""
+    body = json.dumps({**head, "results": []}, indent=1)
+    prefix, suffix = body.rsplit('"results": []', 1)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        out.write(prefix + '"results": [')
+        sep = "\n"
+        if records.is_file():
+            with open(records, encoding="utf-8") as fh:
+                for line in fh:
+                    if not line.endswith("\n"):
+                        break
+                    out.write(sep + line[:-1])
+                    sep = ",\n"
+        out.write("\n]" + suffix)
+
+
+def _emit_report(path: Path, dest: str | None) -> None:
+    """``--json``: the written report to standard output ("-") or to another file (atomically)."""
+    if dest is None:
+        return
+    if dest == "-":
+        with open(path, encoding="utf-8") as fh:
+            shutil.copyfileobj(fh, sys.stdout)
+        print()
+        return
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(path, tmp)
 
 
 def run_predict(
@@ -245,15 +407,22 @@ def run_predict(
     info: dict[str, Any],
     notes: Sequence[str] = (),
     plot_options: dict[str, Any] | None = None,
+    writers: Callable[[Path, list[InputFile]], Sequence[FrameWriter]] | None = None,
 ) -> int:
     """The predict loop of every task: inputs -> batches -> ``predict`` -> pictures + ``results.json``.
 
+    It streams: frames are read one batch at a time, each result is drawn (videos frame by frame into
+    ``RUN/<video>.mp4``), appended to ``RUN/results.jsonl`` and dropped, so memory stays flat over a long
+    video or a live stream. ``results.json`` (settings, counts, ``stopped_by``, ``last`` frame done, and
+    the records) is assembled from the JSON lines at the end, also when the run stops.
     Without ``--skip-bad`` the first unreadable input stops the run (exit 2, its name in one line) after
     everything before it has been written; with it, bad inputs are listed under ``skipped``. The JSON
     records follow the input order; each holds the result's ``to_json()`` plus its output files.
     ``notes`` (how the inputs were interpreted) are printed with the summary and kept in the JSON.
-    An interrupted run (Ctrl-C) writes what it has done with ``stopped_by: "interrupted"`` and re-raises.
-    ``plot_options`` (the task's drawing flags) go to every ``result.save`` / ``result.plot``. A result's
+    An interrupted run (Ctrl-C, SIGINT) closes its videos (they play), writes what it has done with
+    ``stopped_by: "interrupted"`` and re-raises. ``plot_options`` (the task's drawing flags) go to every
+    ``result.save`` / ``result.plot``. ``writers(run_dir, files)`` makes extra outputs fed every result
+    (the track files); what their ``close()`` returns is added to the report. A result's
     :meth:`~hrnet.results.Result.warnings` are printed as ``warning: FILE: ...`` (once per file for a
     video) besides being in its JSON record.
     """
@@ -261,20 +430,32 @@ def run_predict(
     files = expand_inputs(args.inputs)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    verb = getattr(args, "verb_name", "predict")
     run_dir = make_run_dir(args.out, args.exist_ok)
-    records: list[dict[str, Any]] = []
+    records_path = run_dir / RECORDS_FILE
+    records: IO[str] = open(records_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in the finally below
+    done = 0
+    last: str | None = None
     skipped: list[dict[str, str]] = []
-    sinks: dict[Path, _VideoSink] = {}
+    sink: _VideoSink | None = None
+    extra: list[FrameWriter] = []
     stopped: str | None = None
-    progress = tqdm(total=len(files), unit="file", desc=f"{task} predict", disable=None, file=sys.stderr)
-    last_file: Path | None = None
+    progress = tqdm(total=len(files), unit="file", desc=f"{task} {verb}", disable=None, file=sys.stderr)
+    last_file: InputFile | None = None
     options = dict(plot_options or {})
     warned: set[tuple[str, str]] = set()
+    failure: BaseException | None = None
 
     def handle(frames: list[Frame]) -> None:
-        nonlocal last_file
+        nonlocal last_file, sink, done, last
         for frame, result in zip(frames, predict(frames) if frames else []):
             where = str(frame.source.rel) if frame.source is not None else frame.name
+            if frame.source is not None and frame.source != last_file:
+                last_file = frame.source
+                progress.update(1)
+                if sink is not None:  # the previous video is complete: close it now, not at the end
+                    sink.close()
+                    sink = None
             for text in result.warnings():
                 if (where, text) not in warned:
                     warned.add((where, text))
@@ -283,23 +464,26 @@ def run_predict(
             if not args.no_save and frame.source is not None:
                 target = run_dir / frame.source.rel
                 if frame.source.is_video:
-                    sink = sinks.setdefault(frame.source.path, _VideoSink(frame.source, target))
-                    sink.write(result.plot(**options))
+                    if sink is None:
+                        sink = _VideoSink(frame.source, target)
+                    sink.write(result.plot(**options), frame.fps)
                     output = str(sink.path.relative_to(run_dir))
                 else:
                     output = [str(p.relative_to(run_dir)) for p in result.save(target, **options)]
+            for writer in extra:
+                writer.write(frame, result)
             record: dict[str, Any] = {**result.to_json(), "file": frame.name}
             if frame.source is not None and frame.source.is_video:
                 record["frame"] = frame.index
             if output is not None:
                 record["output"] = output
-            records.append(record)
-        for frame in frames:
-            if frame.source is not None and frame.source.path != last_file:
-                last_file = frame.source.path
-                progress.update(1)
+            records.write(json.dumps(record) + "\n")
+            records.flush()
+            done += 1
+            last = frame.name
 
     try:
+        extra = list(writers(run_dir, files)) if writers is not None else []
         pending: list[Frame] = []
         for frame in read_frames(files):
             if frame.error is not None:
@@ -321,29 +505,44 @@ def run_predict(
         raise
     finally:
         progress.close()
-        for sink in sinks.values():
+        records.close()
+        if sink is not None:
             sink.close()
-        report = {
-            "task": task,
-            **info,
-            "notes": list(notes),
-            "run_dir": str(run_dir),
-            "inputs": len(files),
-            "done": len(records),
-            "skipped": skipped,
-            "stopped_by": stopped,
-            "results": records,
-        }
-        write_json(run_dir / RESULTS_FILE, report, indent=1)
-        emit_json(report, args.json)
-        extra = f", {len(skipped)} skipped (bad input)" if skipped else ""
+        report: dict[str, Any] = {"task": task, "verb": verb, **info}
+        for writer in extra:
+            try:
+                report.update(writer.close())
+            except (ValueError, OSError, ImportError) as err:  # the report is written first, then the error
+                failure = failure or err
+        report.update(
+            {
+                "notes": list(notes),
+                "run_dir": str(run_dir),
+                "inputs": len(files),
+                "done": done,
+                "last": last,
+                "skipped": skipped,
+                "stopped_by": stopped,
+            }
+        )
+        _write_report(run_dir / RESULTS_FILE, report, records_path)
+        _emit_report(run_dir / RESULTS_FILE, args.json)
+        more = f", {len(skipped)} skipped (bad input)" if skipped else ""
         stop = " (interrupted)" if stopped == INTERRUPTED else " (stopped by a bad input)" if stopped else ""
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
+        metrics = report.get("tracking_metrics")
+        if metrics:
+            shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+            print(f"tracking: {shown}", file=sys.stderr)
+        if stopped and last:
+            print(f"{task} {verb}: stopped after {last}", file=sys.stderr)
         print(
-            f"{task} predict: {len(records)} results from {len(files)} inputs{extra}{stop} -> {run_dir / RESULTS_FILE}",
+            f"{task} {verb}: {done} results from {len(files)} inputs{more}{stop} -> {run_dir / RESULTS_FILE}",
             file=sys.stderr,
         )
+    if failure is not None:
+        raise failure
     return 0
 
 

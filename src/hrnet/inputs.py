@@ -1,9 +1,12 @@
-"""What a user points predict at: files, folders, quoted globs and videos, as a stream of frames.
+"""What a user points predict at: files, folders, quoted globs, videos, webcams and stream URLs, as frames.
 
-Every task's facade (``predict``) and predict command read their inputs here, so they accept the
+Every task's facade (``predict`` / ``track``) and command read their inputs here, so they accept the
 same things. Each input keeps its path relative to the common folder of all inputs (``rel``), which
-names its outputs: ``a/x.jpg``, ``a/x.png`` and ``b/x.jpg`` stay three different pictures. A frame
-that cannot be read carries its error instead of raising, so the caller decides to stop or skip.
+names its outputs: ``a/x.jpg``, ``a/x.png`` and ``b/x.jpg`` stay three different pictures. A webcam
+index (``0``) and a URL OpenCV opens (``rtsp://``, ``http(s)://``, ``file://``) are videos named
+``webcam0`` or after the URL. Frames are read lazily, one at a time, so a long video or a live stream
+never sits in memory. A frame that cannot be read carries its error instead of raising, so the caller
+decides to stop or skip.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,31 +27,53 @@ from hrnet.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError, as_rgb_arra
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+DEFAULT_FPS = 25.0  # a video or stream whose container does not say its rate
 
 
 @dataclass(frozen=True)
 class InputFile:
-    """One image or video file; ``rel`` is its path below the inputs' common folder."""
+    """One image or video file, or a live source; ``rel`` is its path below the inputs' common folder.
+
+    ``stream`` is what OpenCV opens for a webcam (its index as text, ``"0"``) or a URL; ``path`` and
+    ``rel`` then only name the outputs (``webcam0``, ``cam.example_554_live``).
+    """
 
     path: Path
     rel: Path
+    stream: str | None = None
 
     @property
     def is_video(self) -> bool:
-        return self.path.suffix.lower() in VIDEO_SUFFIXES
+        return self.stream is not None or self.path.suffix.lower() in VIDEO_SUFFIXES
+
+    @property
+    def is_stream(self) -> bool:
+        """A webcam or URL: read once, live, with no known length."""
+        return self.stream is not None
+
+    @property
+    def label(self) -> str:
+        """How messages name this input: the URL or ``camera N`` for streams, else the path."""
+        if self.stream is None:
+            return str(self.path)
+        return f"camera {self.stream}" if self.stream.isdigit() else self.stream
 
 
 @dataclass
 class Frame:
     """One image to run: from a file (``source``), a video frame (``index``) or an array given in Python.
 
-    ``image`` is RGB uint8, or None with ``error`` saying why it could not be read.
+    ``image`` is RGB uint8, or None with ``error`` saying why it could not be read. Video frames carry
+    ``time`` (seconds: ``index / fps`` for files, since the stream was opened for live sources) and
+    the video's ``fps``.
     """
 
     image: np.ndarray | None
     source: InputFile | None = None
     index: int | None = None
     error: str | None = None
+    time: float | None = None
+    fps: float | None = None
 
     @property
     def name(self) -> str:
@@ -67,21 +93,40 @@ def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
-def expand_inputs(sources: Sequence[str | Path]) -> list[InputFile]:
-    """Files, folders (searched recursively, sorted) and quoted globs -> image / video files.
+def stream_input(source: str | int) -> InputFile | None:
+    """The live source ``source`` names (a webcam index such as ``0`` or ``"0"``, or a URL), or None
+    when it is a path. An existing file or folder of that name is a path."""
+    text = str(source)
+    if isinstance(source, bool) or Path(text).exists():
+        return None
+    if isinstance(source, int) or text.isdigit():
+        if int(text) < 0:
+            raise ValueError(f"{text}: a webcam index must be >= 0")
+        name = Path(f"webcam{int(text)}")
+        return InputFile(name, name, str(int(text)))
+    if is_url(text):
+        rest = text.split("://", 1)[1]
+        name = Path(re.sub(r"[^A-Za-z0-9_-]+", "_", rest).strip("_")[:80] or "stream")
+        return InputFile(name, name, text)
+    return None
+
+
+def expand_inputs(sources: Sequence[str | Path | int]) -> list[InputFile]:
+    """Files, folders (searched recursively, sorted), quoted globs, webcams and URLs -> inputs.
 
     A missing path, a folder or glob without media, or a file of an unknown type is a
     ``FileNotFoundError`` / ``ValueError`` naming it. Files listed twice are run once. A URL
-    (``rtsp://``, ``http://`` ...) is named as given, never read as a path (which would fold its ``//``).
+    (``rtsp://``, ``http://`` ...) is named as given, never read as a path (which would fold its ``//``);
+    it is opened when its frames are read.
     """
     found: list[Path] = []
+    streams: list[InputFile] = []
     for src in sources:
+        live = stream_input(src) if isinstance(src, (str, int)) else None
+        if live is not None:
+            streams.append(live)
+            continue
         text = str(src)
-        if is_url(text) and not Path(text).exists():
-            raise ValueError(
-                f"{text}: cannot open a URL (streams and downloads are not supported yet); "
-                f"save the images or video to a file and pass its path"
-            )
         path = Path(text)
         if path.is_dir():
             media = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
@@ -104,14 +149,24 @@ def expand_inputs(sources: Sequence[str | Path]) -> list[InputFile]:
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
     unique = list(dict.fromkeys(p.resolve() for p in found))
-    if not unique:
+    if not unique and not streams:
         raise FileNotFoundError("no inputs given")
-    root = Path(os.path.commonpath([p.parent for p in unique]))
-    return [InputFile(p, p.relative_to(root)) for p in unique]
+    files = []
+    if unique:
+        root = Path(os.path.commonpath([p.parent for p in unique]))
+        files = [InputFile(p, p.relative_to(root)) for p in unique]
+    return files + list(dict.fromkeys(streams))
+
+
+def _open(f: InputFile) -> cv2.VideoCapture:
+    if f.stream is None:
+        return cv2.VideoCapture(str(f.path))
+    return cv2.VideoCapture(int(f.stream) if f.stream.isdigit() else f.stream)
 
 
 def read_frames(files: Iterable[InputFile]) -> Iterator[Frame]:
-    """Frames of ``files`` in order: one per image, every frame of a video (decoded lazily)."""
+    """Frames of ``files`` in order: one per image, every frame of a video or stream (decoded lazily, one
+    at a time). A stream ends when its source stops sending."""
 
     for f in files:
         if not f.is_video:
@@ -120,42 +175,37 @@ def read_frames(files: Iterable[InputFile]) -> Iterator[Frame]:
             except ImageReadError as err:
                 yield Frame(None, f, error=str(err))
             continue
-        cap = cv2.VideoCapture(str(f.path))
+        cap = _open(f)
         try:
             if not cap.isOpened():
-                yield Frame(None, f, 0, error=f"{f.path}: cannot open the video")
+                what = "the webcam" if f.stream and f.stream.isdigit() else "the stream" if f.stream else "the video"
+                yield Frame(None, f, 0, error=f"{f.label}: cannot open {what}")
                 continue
+            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            fps = fps if 0 < fps < 1000 else DEFAULT_FPS
+            start = time.monotonic()
             index = 0
             while True:
                 ok, bgr = cap.read()
                 if not ok:
                     break
-                yield Frame(np.ascontiguousarray(bgr[:, :, ::-1]), f, index)
+                t = time.monotonic() - start if f.is_stream else index / fps
+                yield Frame(np.ascontiguousarray(bgr[:, :, ::-1]), f, index, time=t, fps=fps)
                 index += 1
             if index == 0:
-                yield Frame(None, f, 0, error=f"{f.path}: the video has no readable frame")
+                yield Frame(None, f, 0, error=f"{f.label}: the video has no readable frame")
         finally:
             cap.release()
 
 
-def video_fps(path: Path) -> float:
-    """Frames per second of a video file (25 when the container does not say)."""
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    finally:
-        cap.release()
-    return fps if fps > 0 else 25.0
-
-
 def as_frames(images: Any) -> Iterator[Frame]:
-    """What a facade's ``predict`` accepts: one or many paths, folders, globs, videos or RGB arrays."""
-    if isinstance(images, (str, Path, np.ndarray)):
+    """What a facade's ``predict`` accepts: one or many paths, folders, globs, videos, webcam indices
+    (``0``), stream URLs or RGB arrays, read lazily."""
+    if isinstance(images, (str, Path, np.ndarray, int)):
         images = [images]
-    files: list[str | Path] = []
+    files: list[str | Path | int] = []
     for i, item in enumerate(images):
-        if isinstance(item, (str, Path)):
+        if isinstance(item, (str, Path, int)) and not isinstance(item, bool):
             files.append(item)
             continue
         if files:
@@ -178,3 +228,10 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def stream_results(frames: Iterable[Frame], size: int, run: Callable[[list[Frame]], list[Any]]) -> Iterator[Any]:
+    """``run`` over consecutive batches of ``size`` frames, one result at a time: what ``predict(...,
+    stream=True)`` returns, holding one batch in memory however long the video."""
+    for batch in batched(frames, size):
+        yield from run(batch)

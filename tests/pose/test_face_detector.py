@@ -26,8 +26,6 @@ from hrnet.pose.face_detector import (
 from hrnet.pose.keypoints import load_keypoint_set
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
 FACES = DATA / "face_landmark_sample"
 NO_CASCADE = cascade_support()
 needs_cascade = pytest.mark.skipif(NO_CASCADE is not None, reason=str(NO_CASCADE))
@@ -146,3 +144,18 @@ def test_face_keypoint_sets() -> None:
         assert is_face_keypoint_set(load_keypoint_set(name))
     for name in ("coco", "hand", "coco_wholebody"):
         assert not is_face_keypoint_set(load_keypoint_set(name))
+
+
+@needs_cascade
+def test_landmark_models_default_to_the_face_detector_and_body_models_do_not():
+    """``PoseEstimator`` with the default detector argument: a facial landmark keypoint set gets the face
+    detector, built on first use; an explicit choice still wins."""
+    from hrnet.pose import PoseEstimator
+
+    face = PoseEstimator("pose_hrnetv2_w18_small_v1", keypoint_set="wflw", device="cpu", runtime="eager")
+    assert isinstance(face.detector, FaceDetector)
+    assert face.detector_info["name"] == FACE_DETECTOR
+    face.detector = None
+    assert face.detector is None
+    body = PoseEstimator("pose_hrnet_w18_small_v1", device="cpu", runtime="eager", detector="none")
+    assert body.detector is None

@@ -10,7 +10,7 @@ normalisation; a model card keeps the sizes it was trained with), so a predictio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,7 +27,7 @@ from hrnet.classification.evaluation import evaluate_classifier
 from hrnet.classification.model import HUB, model_from_card, weights_num_classes
 from hrnet.classification.transforms import eval_transform
 from hrnet.engine.distributed import resolve_device
-from hrnet.inputs import Frame, as_frames, batched
+from hrnet.inputs import Frame, as_frames, batched, stream_results
 from hrnet.io import as_rgb_array
 from hrnet.labels import check_num_classes
 from hrnet.models.resolve import resolve_model
@@ -258,9 +258,14 @@ class Classifier:
         result.weights = RANDOM_WEIGHTS if self.random_weights else None
         return result
 
-    def predict(self, images: Any, topk: int | None = None, batch_size: int | None = None) -> list[ClsResult]:
-        """Classify many images (paths, folders, globs, videos, arrays) in batches of ``batch_size``."""
-        return self.predict_frames(list(as_frames(images)), topk, batch_size)
+    def predict(
+        self, images: Any, topk: int | None = None, batch_size: int | None = None, stream: bool = False
+    ) -> list[ClsResult] | Iterator[ClsResult]:
+        """Classify many images (paths, folders, globs, videos, webcam indices, stream URLs, arrays) in
+        batches of ``batch_size``; ``stream=True`` returns a generator that holds one batch at a time."""
+        size = batch_size or self.batch_size
+        results = stream_results(as_frames(images), size, lambda chunk: self.predict_frames(chunk, topk, size))
+        return results if stream else list(results)
 
     def predict_frames(
         self, frames: list[Frame], topk: int | None = None, batch_size: int | None = None

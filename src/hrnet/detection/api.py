@@ -9,19 +9,18 @@ ids, ready for pycocotools or a test server.
 >>> det = Detector("runs/det/model_best.safetensors")             # doctest: +SKIP
 >>> res = det("street.jpg"); res.boxes, res.names, res.scores      # doctest: +SKIP
 >>> pose = PoseEstimator(pose_weights, detector=det.person_boxes)   # doctest: +SKIP
+>>> for res in det.track("street.mp4", classes=["person"], stream=True): res.track_ids   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import colorsys
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -34,7 +33,7 @@ from hrnet.detection.labels import default_classes
 from hrnet.detection.model import build_detector, model_from_card, set_test_options
 from hrnet.detection.transforms import to_tensor
 from hrnet.engine.distributed import resolve_device
-from hrnet.inputs import Frame, as_frames, batched
+from hrnet.inputs import Frame, as_frames, batched, stream_results
 from hrnet.io import as_rgb_array
 from hrnet.labels import check_num_classes
 from hrnet.models.fuse import fuse
@@ -42,6 +41,9 @@ from hrnet.models.resolve import resolve_model
 from hrnet.pretrained import resolve_arguments, weights_info
 from hrnet.results import RANDOM_WEIGHTS, Result, warn_random_weights
 from hrnet.runtime import FP32_TOLERANCE, relative_error
+from hrnet.track.draw import distinct_colour, draw_labelled_box
+from hrnet.track.session import TrackOptions, VideoTracker
+from hrnet.track.tracker import UNTRACKED
 
 log = logging.getLogger("hrnet")
 
@@ -49,19 +51,15 @@ log = logging.getLogger("hrnet")
 # apply; "torch" is the detector with every backbone BatchNorm folded into its conv (what "auto" picks)
 RUNTIMES = ("auto", "eager", "torch")
 DRAW_THR = 0.3
-
-
-def _colour(label: int) -> tuple[int, int, int]:
-    """A distinct, stable RGB colour per class label (golden-ratio hue steps)."""
-    r, g, b = colorsys.hsv_to_rgb((label * 0.618034) % 1.0, 0.75, 1.0)
-    return int(r * 255), int(g * 255), int(b * 255)
+TRACK_THR = 0.5  # detections scored below this start and continue no track
 
 
 @dataclass
 class DetResult(Result):
     """Detections of one image, best first: ``boxes`` (N, 4) x1, y1, x2, y2 in image pixels, ``scores`` (N,),
     ``labels`` (N,) in 1..K (``class_names[label - 1]``, written as ``category_ids[label - 1]``), and when the
-    model has them ``masks`` (N, H, W) bool and ``keypoints`` (N, J, 3)."""
+    model has them ``masks`` (N, H, W) bool and ``keypoints`` (N, J, 3). Tracked results also have
+    ``track_ids`` (N,) (-1: not tracked), the frame's number in its video (``frame_index``) and ``time``."""
 
     image: np.ndarray
     boxes: np.ndarray
@@ -72,6 +70,9 @@ class DetResult(Result):
     path: str | None = None
     masks: np.ndarray | None = None
     keypoints: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+    frame_index: int | None = None
+    time: float | None = None
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -115,30 +116,44 @@ class DetResult(Result):
         image_id: int | str = int(stem) if stem.isdigit() else (self.path or 0)
         names = self.names
         detections = [{**r, "category_name": n} for r, n in zip(self.to_coco(image_id), names)]
-        return {**self._header(), "detections": detections}
+        out: dict[str, Any] = {**self._header(), "detections": detections}
+        if self.track_ids is not None:
+            for d, track_id in zip(detections, self.track_ids):
+                d["track_id"] = int(track_id)
+            out["time"] = round(float(self.time or 0.0), 4)
+        return out
+
+    def tracked_boxes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N,) track IDs, (N, 4) boxes and (N,) scores (IDs -1 when the result was not tracked)."""
+        ids = self.track_ids if self.track_ids is not None else np.full(len(self), UNTRACKED)
+        return ids, self.boxes, self.scores
+
+    def track_table(self) -> tuple[list[str], list[list[object]]]:
+        """The per-track CSV's columns after frame, time, id (class, score, x1, y1, x2, y2) and one row per
+        tracked detection."""
+        ids = self.tracked_boxes()[0]
+        rows = [
+            [int(ids[i]), self.class_names[int(self.labels[i]) - 1], round(float(self.scores[i]), 4)]
+            + [round(float(v), 2) for v in self.boxes[i]]
+            for i in np.flatnonzero(ids >= 0)
+        ]
+        return ["class", "score", "x1", "y1", "x2", "y2"], rows
 
     def plot(self, score_thr: float = DRAW_THR, alpha: float = 0.5, show_masks: bool = True) -> np.ndarray:
         """RGB uint8 copy of the image with the boxes (and masks) scored at least ``score_thr``, labelled
-        ``name score``; lower-scored detections stay in :meth:`to_json` but are not drawn."""
+        ``name score``; lower-scored detections stay in :meth:`to_json` but are not drawn. A tracked
+        detection has the one colour of its ID and ``id N`` in its label."""
         out = self.image.copy()
         order = [i for i in np.argsort(self.scores, kind="stable") if self.scores[i] >= score_thr]  # best on top
+        ids = self.tracked_boxes()[0]
+        colours = [distinct_colour(int(t if t >= 0 else lab)) for t, lab in zip(ids, self.labels)]
         if show_masks and self.masks is not None:
             for i in order:
                 m = self.masks[i]
-                out[m] = (out[m] * (1 - alpha) + np.array(_colour(int(self.labels[i]))) * alpha).astype(np.uint8)
-        scale = max(0.4, min(out.shape[:2]) / 600)
-        thick = max(1, int(round(2 * scale)))
+                out[m] = (out[m] * (1 - alpha) + np.array(colours[i]) * alpha).astype(np.uint8)
         for i in order:
-            colour = _colour(int(self.labels[i]))
-            x1, y1, x2, y2 = (int(round(float(v))) for v in self.boxes[i])
-            cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick, cv2.LINE_AA)
             text = f"{self.class_names[int(self.labels[i]) - 1]} {self.scores[i]:.2f}"
-            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, 1)
-            top = max(0, y1 - th - base - 2)
-            cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), colour, -1)
-            cv2.putText(
-                out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), 1, cv2.LINE_AA
-            )
+            draw_labelled_box(out, self.boxes[i], f"id {int(ids[i])} {text}" if ids[i] >= 0 else text, colours[i])
         return out
 
 
@@ -348,13 +363,52 @@ class Detector:
         rgb = as_rgb_array(image)
         return self._run([rgb], [str(image) if isinstance(image, (str, Path)) else None], 1)[0]
 
-    def predict(self, images: Any, batch_size: int | None = None) -> list[DetResult]:
-        """Detections in many images (paths, folders, globs, videos, arrays), ``batch_size`` per forward pass.
+    def predict(
+        self, images: Any, batch_size: int | None = None, stream: bool = False
+    ) -> list[DetResult] | Iterator[DetResult]:
+        """Detections in many images (paths, folders, globs, videos, webcam indices, stream URLs, arrays),
+        ``batch_size`` per forward pass; ``stream=True`` returns a generator that holds one batch at a time.
 
         A batch is padded to its largest image, which can change scores in the last decimals; images of
         one size (video frames) give exactly their one-by-one results.
         """
-        return self.predict_frames(list(as_frames(images)), batch_size)
+        size = batch_size or self.batch_size
+        results = stream_results(as_frames(images), size, lambda chunk: self.predict_frames(chunk, size))
+        return results if stream else list(results)
+
+    def track(
+        self, source: Any, classes: Sequence[str] | None = None, stream: bool = False, **options: Any
+    ) -> list[DetResult] | Iterator[DetResult]:
+        """Detections with persistent IDs over a video, stream, webcam or image sequence.
+
+        Detections of ``classes`` (names; default all) scored at least ``min_score`` (default 0.5) are
+        tracked (:class:`hrnet.track.Tracker` by box IoU, a track keeps its class); the others keep
+        ``track_id`` -1. Tracked boxes are smoothed per track (one-euro for videos by default). ``options``
+        are those of :class:`hrnet.track.TrackOptions` (``keep_alive``, ``iou_thr``, ``smooth``, ...).
+        ``stream=True`` yields results as they come.
+        """
+        tracker = VideoTracker(TrackOptions.from_kwargs({"min_score": TRACK_THR, **options}))
+        results = stream_results(as_frames(source), 1, lambda chunk: self.track_frames(chunk, tracker, classes))
+        return results if stream else list(results)
+
+    def track_frames(
+        self, frames: list[Frame], tracker: VideoTracker, classes: Sequence[str] | None = None
+    ) -> list[DetResult]:
+        """:meth:`track` on frames already read, continuing ``tracker`` (what ``hrnet det track`` feeds)."""
+        wanted = None if classes is None else self.labels_of(classes)
+        results = self.predict_frames(frames)
+        for frame, res in zip(frames, results):
+            tracker.start(frame)
+            keep = res.scores >= tracker.options.min_score
+            if wanted is not None:
+                keep &= np.isin(res.labels, wanted)
+            ids = np.full(len(res), UNTRACKED, dtype=np.int64)
+            corners = res.boxes[keep].reshape(-1, 2, 2)
+            ids[keep], smoothed = tracker.update(res.boxes[keep], res.scores[keep], corners, labels=res.labels[keep])
+            if smoothed is not None:
+                res.boxes[keep] = smoothed.reshape(-1, 4).astype(np.float32)
+            res.track_ids, res.frame_index, res.time = ids, tracker.index, tracker.time
+        return results
 
     def predict_frames(self, frames: list[Frame], batch_size: int | None = None) -> list[DetResult]:
         """:meth:`predict` on frames already read (what ``hrnet det predict`` feeds)."""
@@ -364,6 +418,14 @@ class Detector:
         return self._run(
             [f.image for f in frames], [str(f.source.path) if f.source else None for f in frames], batch_size
         )
+
+    def labels_of(self, classes: Sequence[str]) -> np.ndarray:
+        """The labels (1..K) of class names; a name the detector does not have is one error listing a few."""
+        unknown = [c for c in classes if c not in self.class_names]
+        if unknown:
+            shown = ", ".join(self.class_names[:8]) + (", ..." if len(self.class_names) > 8 else "")
+            raise ValueError(f"no class {', '.join(map(repr, unknown))} in this detector (classes: {shown})")
+        return np.array([self.class_names.index(c) + 1 for c in classes], dtype=np.int64)
 
     def person_boxes(
         self, image: str | Path | np.ndarray, score_thr: float = 0.5, class_name: str = "person"

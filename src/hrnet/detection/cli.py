@@ -8,6 +8,9 @@
 * ``predict INPUT... --weights FILE [--score-thr 0.05]``: the shared predict flags
   (:func:`hrnet.cli_common.add_predict_verb`); pictures with the boxes (and masks) drawn and
   ``RUN/results.json`` with every image's detections as COCO results in the dataset's category ids.
+* ``track INPUT... [predict flags] [--classes person ...] [--track-thr 0.5] [--keep-alive F] [--csv]
+  [--eval GT.txt]``: predict with persistent IDs, smoothed boxes and ``RUN/<video>.mot.txt``; see
+  docs/video.md.
 """
 
 from __future__ import annotations
@@ -16,19 +19,22 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from hrnet.cli_common import (
     add_eval_verb,
     add_predict_verb,
+    add_track_verb,
     add_train_verb,
     config_over_card,
     emit_json,
     run_predict,
+    track_setup,
     train_out,
     weights_entry,
 )
-from hrnet.detection.api import Detector
+from hrnet.detection.api import TRACK_THR, Detector
 from hrnet.detection.check import add_check_data
 from hrnet.detection.config import DetConfig
 from hrnet.detection.model import build_model
@@ -37,6 +43,7 @@ from hrnet.engine.config import load_config
 from hrnet.engine.distributed import init_distributed, print_main
 from hrnet.models.card import ModelCard, read_card
 from hrnet.pretrained import command_weights, resolve_weights, zoo_line
+from hrnet.track.session import VideoTracker
 
 STAT_PREFIXES = ("bbox", "segm", "kpt")
 
@@ -71,10 +78,30 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p = add_predict_verb(
         sub,
         task="det",
-        help="boxes, classes and masks in images, folders, globs and videos",
+        help="boxes, classes and masks in images, folders, globs, videos, webcams and streams",
         func=cmd_predict,
         example="test.score_thresh=0.3",
     )
+    _add_det_flags(p)
+    p = add_track_verb(
+        sub,
+        task="det",
+        help="detections with persistent IDs and smoothed boxes over videos, streams and image sequences",
+        func=cmd_track,
+        example="test.score_thresh=0.3",
+    )
+    p.add_argument("--classes", nargs="+", default=None, metavar="NAME", help="track only these classes (default: all)")
+    p.add_argument(
+        "--track-thr",
+        type=float,
+        default=TRACK_THR,
+        help="detections scored at least this start and continue tracks (default %(default)s)",
+    )
+    _add_det_flags(p)
+
+
+def _add_det_flags(p: argparse.ArgumentParser) -> None:
+    """The detection flags of ``predict`` and ``track``."""
     p.add_argument(
         "--num-classes",
         type=int,
@@ -233,11 +260,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "det", args.weights, model=args.model, config=args.config, overrides=args.overrides
     )
     det, model = _detector(args)
+    return _run(args, det, given, model)
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """``hrnet det track``: ``predict`` with a :class:`hrnet.track.session.VideoTracker` over the frames and
+    the track files (docs/video.md)."""
+    options, writers = track_setup(args, min_score=args.track_thr)
+    given, args.weights = command_weights(
+        "det", args.weights, model=args.model, config=args.config, overrides=args.overrides
+    )
+    det, model = _detector(args)
+    if args.classes:
+        det.labels_of(args.classes)  # an unknown class name stops here, before any run folder
+    return _run(args, det, given, model, tracker=VideoTracker(options), writers=writers)
+
+
+def _run(
+    args: argparse.Namespace,
+    det: Detector,
+    given: Any,
+    model: str,
+    *,
+    tracker: VideoTracker | None = None,
+    writers: Any = None,
+) -> int:
+    """The predict loop of ``predict`` and ``track``."""
     line = zoo_line(det.weights_info)
     if line:
         print(line, file=sys.stderr)
 
     def predict(frames):  # noqa: ANN001, ANN202 - list[Frame] -> list[DetResult]
+        if tracker is not None:
+            return det.track_frames(frames, tracker, args.classes)
         return det.predict_frames(frames)
 
     info = {
@@ -249,5 +304,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "runtime": det.runtime,
         **det.test,
     }
+    if tracker is not None:
+        info["tracking"] = {**asdict(tracker.options), "classes": args.classes}
     plot_options = {"score_thr": args.draw_thr, "alpha": args.alpha, "show_masks": not args.no_masks}
-    return run_predict(args, task="det", predict=predict, info=info, plot_options=plot_options)
+    return run_predict(args, task="det", predict=predict, info=info, plot_options=plot_options, writers=writers)

@@ -8,12 +8,14 @@ it), a zoo name or weights file of another (:class:`hrnet.pose.detector.PersonDe
 ``hrnet.detection.Detector`` (its ``person_boxes``), a detector module, or any callable image_rgb -> (N, 5)
 xyxy + score; with ``detector=None`` (or ``"none"``) the whole image is one person and the result says so
 (``boxes_source == "whole image"``). The crops, flip test and decoding are those of evaluation
-(:func:`hrnet.pose.inference.predict_crops`).
+(:func:`hrnet.pose.inference.predict_crops`). ``predict(..., stream=True)`` yields one result per frame
+with bounded memory; ``track(video)`` gives every person a persistent ``track_id``, smoothed keypoints and,
+with ``det_every=N``, runs the detector on every N-th frame only (docs/video.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import torch
 from torch import nn
 
 from hrnet.engine.distributed import resolve_device
-from hrnet.inputs import Frame, as_frames, batched
+from hrnet.inputs import Frame, as_frames, batched, stream_results
 from hrnet.io import as_rgb_array
 from hrnet.models.resolve import resolve_model
 from hrnet.models.zoo import create_model
@@ -32,6 +34,7 @@ from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.config import PoseTestConfig
 from hrnet.pose.detector import DEFAULT_DETECTOR, as_person_detector, detector_info
 from hrnet.pose.evaluation import rescore
+from hrnet.pose.face_detector import FACE_DETECTOR, is_face_keypoint_set
 from hrnet.pose.inference import crop_people, predict_crops
 from hrnet.pose.keypoints import COCO_KEYPOINTS, KeypointSet, load_keypoint_set
 from hrnet.pose.model import card_keypoint_set, card_test_config, model_from_card
@@ -39,6 +42,8 @@ from hrnet.pose.visualize import draw_poses
 from hrnet.pretrained import resolve_arguments, weights_info
 from hrnet.results import RANDOM_WEIGHTS, Result, warn_random_weights
 from hrnet.runtime import FACADE_RUNTIMES, facade_forward
+from hrnet.track.draw import distinct_colour, draw_labelled_box
+from hrnet.track.session import TrackOptions, VideoTracker
 
 Detector = Callable[[np.ndarray], Any] | nn.Module | str | Path  # see as_person_detector
 DEFAULT_INPUT_SIZE = (256, 192)  # (H, W) of the paper's COCO crops
@@ -47,7 +52,9 @@ DEFAULT_INPUT_SIZE = (256, 192)  # (H, W) of the paper's COCO crops
 @dataclass
 class PoseResult(Result):
     """Poses of one image: ``keypoints`` (N, K, 2) as (x, y) pixels, ``scores`` (N, K), ``boxes`` (N, 4)
-    x1, y1, x2, y2 and ``box_scores`` (N,); ``boxes_source`` is "given", "detector" or "whole image"."""
+    x1, y1, x2, y2 and ``box_scores`` (N,); ``boxes_source`` is "given", "detector", "whole image" or
+    "tracked" (carried from the previous frame's keypoints). Tracked results also have ``track_ids`` (N,)
+    (-1: a person no track took), the frame's number in its video (``frame_index``) and ``time`` (s)."""
 
     image: np.ndarray
     keypoints: np.ndarray
@@ -58,6 +65,9 @@ class PoseResult(Result):
     path: str | None = None
     boxes_source: str = "given"
     box_counts: dict[str, int] = field(default_factory=dict)
+    track_ids: np.ndarray | None = None
+    frame_index: int | None = None
+    time: float | None = None
 
     def __len__(self) -> int:
         return len(self.keypoints)
@@ -79,6 +89,8 @@ class PoseResult(Result):
                     "bbox": [round(float(v), 2) for v in (x1, y1, x2 - x1, y2 - y1)],
                 }
             )
+            if self.track_ids is not None:
+                out[-1]["track_id"] = int(self.track_ids[i])
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -93,7 +105,27 @@ class PoseResult(Result):
         }
         if self.box_counts:
             out["box_counts"] = dict(self.box_counts)
+        if self.time is not None:
+            out["time"] = round(self.time, 4)
         return out
+
+    def tracked_boxes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N,) track IDs, (N, 4) boxes and (N,) box scores (IDs -1 when the result was not tracked)."""
+        ids = self.track_ids if self.track_ids is not None else np.full(len(self), -1)
+        return ids, self.boxes, self.box_scores
+
+    def track_table(self) -> tuple[list[str], list[list[object]]]:
+        """The per-track CSV's columns after frame, time, id: box score and corners, then ``<name>_x``,
+        ``<name>_y``, ``<name>_score`` per keypoint of the set; one row per tracked person."""
+        columns = ["box_score", "box_x1", "box_y1", "box_x2", "box_y2"]
+        columns += [f"{n}_{c}" for n in self.keypoint_set.names for c in ("x", "y", "score")]
+        ids = self.tracked_boxes()[0]
+        rows = []
+        for i in np.flatnonzero(ids >= 0):
+            kp = np.concatenate([self.keypoints[i], self.scores[i][:, None]], axis=1).reshape(-1)
+            values = [float(self.box_scores[i]), *map(float, self.boxes[i]), *map(float, kp)]
+            rows.append([int(ids[i]), *(round(v, 3) for v in values)])
+        return columns, rows
 
     def warnings(self) -> list[str]:
         """Boxes that were given but not used: wholly outside the image (dropped) or NaN / empty (skipped)."""
@@ -101,15 +133,32 @@ class PoseResult(Result):
         return [describe_counts(lost)] if lost else []
 
     def plot(self, kpt_thr: float = 0.3, show_boxes: bool = True) -> np.ndarray:
-        """RGB uint8 copy of the image with the skeletons (and boxes) drawn."""
-        return draw_poses(
-            self.image,
-            self.keypoints,
-            self.scores,
-            self.keypoint_set.skeleton,
-            boxes=self.boxes if show_boxes else None,
-            kpt_thr=kpt_thr,
-        )
+        """RGB uint8 copy of the image with the skeletons (and boxes) drawn; a tracked person in the one
+        colour of their ID, with the ID on their box."""
+        if self.track_ids is None:
+            return draw_poses(
+                self.image,
+                self.keypoints,
+                self.scores,
+                self.keypoint_set.skeleton,
+                boxes=self.boxes if show_boxes else None,
+                kpt_thr=kpt_thr,
+            )
+        canvas = self.image.copy()
+        colours = [distinct_colour(int(t)) if t >= 0 else (160, 160, 160) for t in self.track_ids]
+        for i, colour in enumerate(colours):
+            canvas = draw_poses(
+                canvas,
+                self.keypoints[i : i + 1],
+                self.scores[i : i + 1],
+                self.keypoint_set.skeleton,
+                kpt_thr=kpt_thr,
+                colors=[colour],
+            )
+        if show_boxes:
+            for box, track_id, colour in zip(self.boxes, self.track_ids, colours):
+                draw_labelled_box(canvas, box, f"id {int(track_id)}" if track_id >= 0 else "?", colour)
+        return canvas
 
 
 def _is_default(detector: object) -> bool:
@@ -234,9 +283,12 @@ class PoseEstimator:
 
     @property
     def detector(self) -> Callable[[np.ndarray], Any] | None:
-        """The person detector used for images given without boxes (None: the whole image is one person)."""
+        """The detector used for images given without boxes (None: the whole image is one person). The
+        default is the face detector for a facial landmark set, the zoo's person detector otherwise; it is
+        built on first use, so a model always given boxes never loads one."""
         if self._detector is None and _is_default(self._detector_arg):
-            self._detector = as_person_detector(DEFAULT_DETECTOR, self.device)
+            default = FACE_DETECTOR if is_face_keypoint_set(self.keypoint_set) else DEFAULT_DETECTOR
+            self._detector = as_person_detector(default, self.device)
         return self._detector
 
     @detector.setter
@@ -348,14 +400,27 @@ class PoseEstimator:
         batch_size: int | None = None,
         detector: Detector | None = None,
         skip_bad: bool = False,
-    ) -> list[PoseResult]:
-        """Poses of many images (paths, folders, globs, videos, arrays): people are batched across images.
+        stream: bool = False,
+    ) -> list[PoseResult] | Iterator[PoseResult]:
+        """Poses of many images (paths, folders, globs, videos, webcam indices, stream URLs, arrays): people
+        are batched across ``batch_size`` images (default 8).
 
         ``boxes``, when given, is one box list per image in order. ``skip_bad`` counts NaN / empty
-        boxes instead of raising.
+        boxes instead of raising. ``stream=True`` returns a generator that reads, runs and yields one
+        batch at a time, so a long video or a live stream needs no more memory than one batch.
         """
-        frames = list(as_frames(images))
-        return self.predict_frames(frames, boxes, batch_size, detector, skip_bad)
+        frames = as_frames(images)
+        size = max(1, batch_size or 8)
+        offset = 0
+
+        def run(chunk: list[Frame]) -> list[PoseResult]:
+            nonlocal offset
+            given = None if boxes is None else boxes[offset : offset + len(chunk)]
+            offset += len(chunk)
+            return self.predict_frames(chunk, given, None, detector, skip_bad)
+
+        results = stream_results(frames, size, run)
+        return results if stream else list(results)
 
     def predict_frames(
         self,
@@ -382,4 +447,66 @@ class PoseEstimator:
         out: list[PoseResult] = []
         for chunk in batched(per_image, max(1, batch_size or len(per_image) or 1)):
             out.extend(self._run(chunk))
+        return out
+
+    def track(
+        self,
+        source: Any,
+        boxes: Sequence[Any] | None = None,
+        detector: Detector | None = None,
+        stream: bool = False,
+        **options: Any,
+    ) -> list[PoseResult] | Iterator[PoseResult]:
+        """Poses with persistent IDs over a video, stream, webcam or image sequence (one result per frame).
+
+        Every person gets a ``track_id`` (:class:`hrnet.track.Tracker`: box IoU and OKS with the keypoint
+        set's sigmas), kept while they are missing for up to ``keep_alive`` frames; keypoints are smoothed
+        per track (one-euro by default for videos, none for images; scores are left as they are).
+        ``options`` are those of :class:`hrnet.track.TrackOptions`: ``keep_alive``, ``iou_thr``,
+        ``oks_thr``, ``smooth``, ``min_cutoff``, ``beta``, ``d_cutoff``, ``ema_alpha``, ``det_every``
+        (run the detector on every N-th frame, carrying boxes from keypoints in between), ``fps``.
+        ``boxes`` (one list per frame) replace the detector. ``stream=True`` yields results as they come.
+        """
+        tracker = VideoTracker(TrackOptions.from_kwargs(options), self.keypoint_set.sigmas)
+
+        def run() -> Iterator[PoseResult]:
+            for n, frame in enumerate(as_frames(source)):
+                given = None if boxes is None else [boxes[n]]
+                yield self.track_frames([frame], tracker, given, detector)[0]
+
+        return run() if stream else list(run())
+
+    def track_frames(
+        self,
+        frames: list[Frame],
+        tracker: VideoTracker,
+        boxes: Sequence[Any] | None = None,
+        detector: Detector | None = None,
+        skip_bad: bool = False,
+    ) -> list[PoseResult]:
+        """:meth:`track` on frames already read, continuing ``tracker`` (what ``hrnet pose track`` feeds)."""
+        bad = next((f for f in frames if f.error), None)
+        if bad is not None:
+            raise ValueError(bad.error)
+        if boxes is not None and len(boxes) != len(frames):
+            raise ValueError(f"{len(boxes)} box lists for {len(frames)} images")
+        detector = as_person_detector(detector, self.device)
+        finds_people = detector is not None or self.detector is not None
+        out: list[PoseResult] = []
+        for n, f in enumerate(frames):
+            assert f.image is not None
+            tracker.start(f)
+            given = None if boxes is None else boxes[n]
+            carried = given is None and finds_people and not tracker.should_detect()
+            if carried:
+                given = tracker.carried_boxes()
+            people = self._people(f.image, given, detector, skip_bad)
+            source = "tracked" if carried else people[1]
+            path = str(f.source.path) if f.source is not None else None
+            res = self._run([(f.image, path, people[0], source, people[2])])[0]
+            ids, smoothed = tracker.update(res.boxes, res.box_scores, res.keypoints, res.keypoints, res.scores)
+            if smoothed is not None:
+                res.keypoints = smoothed
+            res.track_ids, res.frame_index, res.time = ids, tracker.index, tracker.time
+            out.append(res)
         return out

@@ -8,6 +8,9 @@
   ``RUN/results.json`` with the people of each image as COCO results. With no flags at all it runs the
   zoo's default COCO model on every person the zoo's default person detector finds (both downloaded and
   verified once); ``--detector none`` treats each whole image as one person, and the output says so.
+* ``track INPUT... [predict flags] [--keep-alive F] [--det-every N] [--smooth one-euro|ema|none] [--csv]
+  [--eval GT.txt]``: predict with persistent person IDs, smoothed keypoints, ``RUN/<video>.mot.txt``
+  (and ``.tracks.csv``); see docs/video.md.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -24,10 +28,12 @@ import numpy as np
 from hrnet.cli_common import (
     add_eval_verb,
     add_predict_verb,
+    add_track_verb,
     add_train_verb,
     config_over_card,
     emit_json,
     run_predict,
+    track_setup,
     train_out,
     weights_entry,
 )
@@ -40,10 +46,12 @@ from hrnet.pose.boxes import BOXES_HELP, DEFAULT_SCORE_THR, boxes_for, drop_low_
 from hrnet.pose.check import add_check_data
 from hrnet.pose.config import PoseConfig, resolve_keypoint_set
 from hrnet.pose.detector import DEFAULT_DETECTOR, NO_DETECTOR, PersonDetector, detector_info
+from hrnet.pose.face_detector import FACE_DETECTOR, FaceDetector, is_face_keypoint_set
 from hrnet.pose.keypoints import KeypointSet, load_keypoint_set
 from hrnet.pose.model import build_model, card_keypoint_set
 from hrnet.pose.train import evaluate, train
 from hrnet.pretrained import command_weights, resolve_weights, task_default, zoo_line
+from hrnet.track.session import VideoTracker
 
 BOXES_EPILOG = BOXES_HELP
 
@@ -77,11 +85,26 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
     p = add_predict_verb(
         sub,
         task="pose",
-        help="poses in images, folders, globs and videos",
+        help="poses in images, folders, globs, videos, webcams and streams",
         func=cmd_predict,
         example="test.flip_test=false",
         epilog=BOXES_EPILOG,
     )
+    _add_pose_flags(p)
+    p = add_track_verb(
+        sub,
+        task="pose",
+        help="poses with persistent person IDs and smoothed keypoints over videos, streams and image sequences",
+        func=cmd_track,
+        example="test.flip_test=false",
+        epilog=BOXES_EPILOG,
+        det_every=True,
+    )
+    _add_pose_flags(p)
+
+
+def _add_pose_flags(p: argparse.ArgumentParser) -> None:
+    """The pose flags of ``predict`` and ``track``."""
     p.add_argument("--keypoint-set", default=None, help="built-in set or YAML, for weights without a model card")
     p.add_argument(
         "--input-size",
@@ -102,7 +125,8 @@ def add_subcommands(parser: argparse.ArgumentParser) -> None:
         f"{task_default('person_detector').name}; the light fasterrcnn_mobilenet_v3_large_320_fpn.coco_v1 "
         "for CPUs; an HRNet detector such as faster_rcnn_hrnet_w32.coco; see hrnet list --pretrained --task det), "
         "a file, URL or hf-hub: name (our carded detection weights, or a torchvision detector's: see "
-        "--det-arch), or 'none': each whole image is one person",
+        "--det-arch), 'opencv_face' (OpenCV's face cascade: the default for facial landmark models), or 'none': "
+        "each whole image is one person",
     )
     p.add_argument(
         "--det-thr",
@@ -255,7 +279,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """``hrnet pose predict``: see :func:`hrnet.cli_common.run_predict` for the outputs. With no weights flag
     the zoo's default COCO model runs, and without ``--boxes`` the zoo's default person detector; each names
     itself on stderr (entry, metric, licence) and in ``results.json``."""
+    return _predict_or_track(args, track=False)
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """``hrnet pose track``: ``predict`` with a :class:`hrnet.track.session.VideoTracker` over the frames,
+    and the track files (docs/video.md)."""
+    return _predict_or_track(args, track=True)
+
+
+def _predict_or_track(args: argparse.Namespace, track: bool) -> int:
     log = logging.getLogger("hrnet.pose")
+    options, writers = track_setup(args) if track else (None, None)
     if args.boxes and args.detector_weights and args.detector_weights.lower() != NO_DETECTOR:
         raise ValueError(
             "--boxes and --detector both give the person boxes: pass one "
@@ -277,8 +312,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if table is None and choice.lower() != NO_DETECTOR:
         expand_inputs(args.inputs)  # a wrong input is named before a detector is downloaded for it
         if choice.lower() == DEFAULT_DETECTOR:
-            choice = task_default("person_detector").name
-        detector = PersonDetector(choice, score_thr=det_thr, arch=args.det_arch, device=str(estimator.device))
+            face = is_face_keypoint_set(estimator.keypoint_set)
+            choice = FACE_DETECTOR if face else task_default("person_detector").name
+        if choice.lower() == FACE_DETECTOR:
+            detector = FaceDetector(score_thr=det_thr)
+        else:
+            detector = PersonDetector(choice, score_thr=det_thr, arch=args.det_arch, device=str(estimator.device))
     for line in (zoo_line(estimator.weights_info), zoo_line(detector_info(detector), "detector")):
         if line:
             print(line, file=sys.stderr)
@@ -286,6 +325,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         notes.append("no --boxes and no detector: each whole image is treated as one person")
         if args.det_thr is not None:
             notes.append("--det-thr has no effect without --boxes or --detector")
+
+    tracker = VideoTracker(options, estimator.keypoint_set.sigmas) if options is not None else None
 
     def predict(frames):  # noqa: ANN001, ANN202 - list[Frame] -> list[PoseResult]
         boxes = None
@@ -296,6 +337,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 if found is None:
                     log.warning("%s: no boxes in %s: no people", f.name, args.boxes)
                 boxes.append(np.zeros((0, 5)) if found is None else found)
+        if tracker is not None:
+            return estimator.track_frames(frames, tracker, boxes, detector=detector, skip_bad=args.skip_bad)
         return estimator.predict_frames(frames, boxes, detector=detector, skip_bad=args.skip_bad)
 
     info = {
@@ -311,5 +354,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "detector": detector_info(detector),
         "det_thr": det_thr if table is not None or detector is not None else None,
     }
+    if options is not None:
+        info["tracking"] = asdict(options)
+        if options.det_every > 1 and detector is None:
+            notes.append(f"--det-every {options.det_every} has no effect without a detector")
     plot_options = {"kpt_thr": args.kpt_thr}
-    return run_predict(args, task="pose", predict=predict, info=info, notes=notes, plot_options=plot_options)
+    return run_predict(
+        args, task="pose", predict=predict, info=info, notes=notes, plot_options=plot_options, writers=writers
+    )

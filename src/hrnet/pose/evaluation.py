@@ -26,6 +26,7 @@ from hrnet.coco import coco_index
 from hrnet.pose.datasets import complete_coco_keypoints, read_coco_keypoints
 from hrnet.pose.keypoints import COCO_KEYPOINTS
 from hrnet.pose.wholebody import NUM_WHOLEBODY, WHOLEBODY_PARTS
+from hrnet.track.geometry import oks_matrix
 
 COCO_METRIC_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 CROWDPOSE_METRIC_NAMES = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
@@ -49,16 +50,10 @@ def oks(
     """
     g = np.asarray(gt, dtype=np.float64)
     d = np.asarray(dets, dtype=np.float64).reshape(-1, *g.shape)
-    var = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
-    areas = (gt_area + np.asarray(det_areas, dtype=np.float64).reshape(-1)) / 2 + np.spacing(1)
-    dist2 = ((d[..., :2] - g[None, :, :2]) ** 2).sum(-1)  # (M, K)
-    e = dist2 / var[None] / areas[:, None] / 2
-    if vis_thr is None:
-        return np.exp(-e).mean(axis=1)
-    mask = (g[None, :, 2] > vis_thr) & (d[..., 2] > vis_thr)
-    count = mask.sum(axis=1)
-    total = (np.exp(-e) * mask).sum(axis=1)
-    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    thr = -np.inf if vis_thr is None else vis_thr  # None: every keypoint counts
+    return oks_matrix(
+        g[None, :, :2], g[None, :, 2], np.array([gt_area]), d[..., :2], d[..., 2], det_areas, sigmas, thr
+    )[0]
 
 
 def oks_nms(

@@ -8,7 +8,7 @@ uses, with the test protocol of the model card (or of the explicit options), so 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hrnet.engine.distributed import resolve_device
-from hrnet.inputs import Frame, as_frames
+from hrnet.inputs import Frame, as_frames, stream_results
 from hrnet.io import IMAGENET_MEAN, IMAGENET_STD, as_rgb_array
 from hrnet.labels import check_num_classes, flip_permutation
 from hrnet.models.resolve import resolve_model
@@ -284,14 +284,18 @@ class Segmenter:
         rgb = as_rgb_array(image)
         return self._result(rgb, str(image) if isinstance(image, (str, Path)) else None, return_probs)
 
-    def predict(self, images: Any, batch_size: int = 1, return_probs: bool = False) -> list[SegResult]:
-        """Segment many images (paths, folders, globs, videos, arrays).
+    def predict(
+        self, images: Any, batch_size: int = 1, return_probs: bool = False, stream: bool = False
+    ) -> list[SegResult] | Iterator[SegResult]:
+        """Segment many images (paths, folders, globs, videos, webcam indices, stream URLs, arrays);
+        ``stream=True`` returns a generator that reads and segments one image at a time.
 
         The test protocols resize each image by its own long side and may tile it into windows, so the
         network runs one image (or window) per forward pass; ``batch_size`` is accepted for the shared
         signature and does not change results.
         """
-        return self.predict_frames(list(as_frames(images)), return_probs)
+        results = stream_results(as_frames(images), 1, lambda chunk: self.predict_frames(chunk, return_probs))
+        return results if stream else list(results)
 
     def predict_frames(self, frames: list[Frame], return_probs: bool = False) -> list[SegResult]:
         """:meth:`predict` on frames already read (what ``hrnet seg predict`` feeds)."""
