@@ -8,11 +8,12 @@ That isolates the cost of carrying boxes from keypoints: people that move out of
 keypoints, and boxes drift. Reported: tracked boxes against the true boxes (MOTA, IDF1, ID switches,
 py-motmetrics) and the share of labelled keypoints recovered.
 
-Speed: the same loop with the real networks (random weights: speed does not depend on them): the default
-CPU person detector (torchvision fasterrcnn_mobilenet_v3_large_320_fpn) and pose_hrnet_w32 256x192,
-``PoseEstimator.track`` on 10 frames at 640x392 for each det_every.
+Speed: the same loop with the real networks (random weights: speed does not depend on them): a person
+detector (--detector light: torchvision's fasterrcnn_mobilenet_v3_large_320_fpn; default: the
+Keypoint R-CNN R50-FPN of the default person detector, full model) and pose_hrnet_w32 256x192,
+``PoseEstimator.track`` on 20 frames at 640x392 (10 with the default detector) for each det_every.
 
-    python benchmarks/bench_det_every.py [--speed]
+    python benchmarks/bench_det_every.py [--speed [--detector light|default]]
 """
 
 from __future__ import annotations
@@ -84,18 +85,20 @@ def simulate(det_every: int, speed: float) -> dict:
     return {"mota": m["mota"], "idf1": m["idf1"], "switches": m["num_switches"], "keypoints": found / total}
 
 
-def speed_table() -> None:
+def speed_table(which: str) -> None:
     import torch
-    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn, keypointrcnn_resnet50_fpn
 
     from hrnet.pose import PoseEstimator
 
     torch.set_num_threads(2)
     boxes0, _, _, photo = people()
     image = cv2.imread(photo)
-    net = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None).eval()
+    build = keypointrcnn_resnet50_fpn if which == "default" else fasterrcnn_mobilenet_v3_large_320_fpn
+    net = build(weights=None, weights_backbone=None).eval()
+    count = 10 if which == "default" else 20  # the R50 detector takes seconds a frame on a CPU
     frames = [
-        cv2.warpAffine(image, camera(f, 4), (image.shape[1], image.shape[0]))[:, :, ::-1].copy() for f in range(20)
+        cv2.warpAffine(image, camera(f, 4), (image.shape[1], image.shape[0]))[:, :, ::-1].copy() for f in range(count)
     ]
 
     def detector(rgb: np.ndarray) -> np.ndarray:
@@ -111,12 +114,19 @@ def speed_table() -> None:
         est.track(frames, det_every=n)
         ms = (time.perf_counter() - t) / len(frames) * 1000
         base = base or ms
-        print(f"det_every {n:>2}: {ms:7.1f} ms/frame  speed-up {base / ms:4.2f}x")
+        print(f"{which} detector, det_every {n:>2}: {ms:7.1f} ms/frame  speed-up {base / ms:4.2f}x")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speed", action="store_true", help="also time the real networks (minutes on a CPU)")
+    ap.add_argument(
+        "--detector",
+        choices=("light", "default"),
+        default="light",
+        help="the timed detector: light (Faster R-CNN MobileNetV3-L 320 FPN) or default (Keypoint R-CNN R50-FPN, "
+        "the default person detector's architecture)",
+    )
     args = ap.parse_args()
     print("| peak motion (px/frame) | det_every | MOTA | IDF1 | ID switches | keypoints recovered |")
     print("|---|---|---|---|---|---|")
@@ -126,7 +136,7 @@ def main() -> None:
             cells = f"{r['mota']:.3f} | {r['idf1']:.3f} | {r['switches']} | {r['keypoints']:.3f}"
             print(f"| {speed * 15 / 8:.0f} | {n} | {cells} |")
     if args.speed:
-        speed_table()
+        speed_table(args.detector)
 
 
 if __name__ == "__main__":

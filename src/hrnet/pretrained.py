@@ -717,6 +717,8 @@ def weights_line(info: Mapping[str, Any] | None, what: str = "weights") -> str:
         return f"{what}: none"
     if "licence" not in info:
         return f"{what}: {info['name']} ({info['model']})"
+    if "metric" not in info:  # weights without a published score, e.g. the face detector's cascade
+        return f"{what}: {info['name']} ({info.get('source') or info.get('model')}; licence {info['licence']})"
     return f"{what}: {info['name']} ({info['metric']}, {info['dataset']}; licence {info['licence']})"
 
 

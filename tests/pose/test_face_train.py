@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 import hrnet
+from hrnet.cli import main
 from hrnet.engine.config import load_config
 from hrnet.pose import PoseEstimator
 from hrnet.pose.config import PoseConfig
@@ -15,7 +16,7 @@ from hrnet.pose.train import evaluate, train
 from .conftest import DATA, REPO
 
 
-def test_one_epoch_eval_and_predict_from_the_carded_file(tmp_path):
+def test_one_epoch_eval_and_predict_from_the_carded_file(tmp_path, capsys):
     root = (DATA / "face_landmark_sample" / "wflw").resolve()
     cfg = load_config(PoseConfig, REPO / "configs/pose/sample/face_wflw.yaml", [f"data.root={root}"])
     metrics = train(cfg, tmp_path / "run", device="cpu")
@@ -38,3 +39,11 @@ def test_one_epoch_eval_and_predict_from_the_carded_file(tmp_path):
     assert np.all(np.abs(res.keypoints[0] - [cx, cy]) <= half + 1)
     res.save(tmp_path / "face.jpg")
     assert (tmp_path / "face.jpg").stat().st_size > 0
+    # the command with no detector flag: a landmark card runs the face detector, named on the console
+    out = tmp_path / "pred"
+    photo = root / "images" / "7_Cheering_Cheering_7_16.jpg"
+    assert main(["pose", "predict", str(photo), "--weights", str(best), "--out", str(out), "--no-save"]) == 0
+    assert any(line.startswith("detector: opencv_face (OpenCV ") for line in capsys.readouterr().err.splitlines())
+    report = json.loads((out / "run-001" / "results.json").read_text())
+    assert report["detector"]["name"] == "opencv_face"
+    assert len(report["results"][0]["people"]) >= 3  # the photo's three annotated faces, at least
