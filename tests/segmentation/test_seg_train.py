@@ -66,6 +66,7 @@ def test_short_training_run_writes_the_engine_outputs(tmp_path, city_root):
     assert scores["mIoU"] == pytest.approx(metrics["mIoU"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_overfits_one_cityscapes_frame(tmp_path, city_root):
     """200 Adam steps (poly LR) of a tiny HRNetV2 on the 256x128 frame: mIoU over the present classes >= 0.8.
 
