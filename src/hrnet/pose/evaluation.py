@@ -7,7 +7,7 @@ OKS > 0.9 are suppressed; the rest go to pycocotools' ``COCOeval`` with the keyp
 The ground truth goes through the dataset's reader first, so files that lack ``area`` or ``iscrowd``
 score as they train. A file with a ``crowdIndex`` per image is scored with the CrowdPose protocol, and
 COCO-WholeBody per part (:func:`evaluate_wholebody`). Facial landmarks are scored by NME
-(:mod:`hrnet.pose.landmarks`).
+(:mod:`hrnet.pose.landmarks`); the ``hand`` set adds mmpose's PCK@0.2 / AUC / EPE (:mod:`hrnet.pose.hand_metrics`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from hrnet.pose.codec import HeatmapCodec
 from hrnet.pose.config import PoseConfig, resolve_keypoint_set
 from hrnet.pose.datasets import CocoKeypoints, MPIIKeypoints, PoseAugment, TopDownDataset
 from hrnet.pose.evaluation import coco_results, evaluate_coco, evaluate_wholebody, pckh_table
+from hrnet.pose.hand_metrics import coco_hand_metrics
 from hrnet.pose.inference import predict_dataset
 from hrnet.pose.keypoints import KeypointSet
 from hrnet.pose.landmarks import FaceLandmarks, nme_metrics, parse_normalizer
@@ -111,7 +112,8 @@ def score_predictions(
     cfg: PoseConfig, dataset: TopDownDataset, preds: list[dict], results_out: list | None = None
 ) -> dict[str, float]:
     """Metrics of per-crop predictions: COCO AP/AR (rescoring + OKS-NMS + pycocotools; per part for
-    COCO-WholeBody), MPII PCKh, or facial-landmark NME / failure rate / AUC."""
+    COCO-WholeBody), MPII PCKh, or facial-landmark NME / failure rate / AUC. The ``hand`` set adds mmpose's
+    PCK@0.2 / AUC / EPE to its COCO metrics (its published numbers are those; ground-truth boxes only)."""
     ks, t = dataset.keypoint_set, cfg.test
     if not preds:
         raise ValueError("no predictions to evaluate (empty validation set?)")
@@ -151,7 +153,10 @@ def score_predictions(
         results_out.extend(results)
     if ks.num_keypoints == NUM_WHOLEBODY and is_wholebody(dataset.coco.data):  # type: ignore[attr-defined]
         return evaluate_wholebody(dataset.coco.data, results, sigmas)  # type: ignore[attr-defined]
-    return evaluate_coco(dataset.ann_file, results, sigmas)  # type: ignore[attr-defined]
+    metrics = evaluate_coco(dataset.ann_file, results, sigmas)  # type: ignore[attr-defined]
+    if ks.name == "hand" and isinstance(dataset, CocoKeypoints):
+        metrics.update(coco_hand_metrics(dataset, preds))
+    return metrics
 
 
 def _train_collate(batch: list[dict]) -> dict[str, torch.Tensor]:
