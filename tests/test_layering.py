@@ -55,9 +55,13 @@ def imports(path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("hrnet"))
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hrnet"):
-            # "from hrnet import registry" imports the module hrnet.registry, not the package face
+            # "from hrnet.pose import model" imports the module hrnet.pose.model; "from hrnet import registry"
+            # reads it through the top-level face (hrnet/__init__, which imports the loader and the models),
+            # so it depends on that face too: a module below it closes a circle that way
             subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in known]
             found.update(subs or [node.module])
+            if node.module == "hrnet":
+                found.add("hrnet")
         elif isinstance(node, ast.Call) and _called(node) in _IMPORTING_CALLS:
             for inner in ast.walk(node):
                 if isinstance(inner, ast.Constant) and isinstance(inner.value, str):

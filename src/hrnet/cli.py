@@ -13,13 +13,14 @@ import json
 import sys
 from collections.abc import Sequence
 
-from hrnet import registry
 from hrnet.cli_common import setup_logging
 from hrnet.export import add_export_parser
 from hrnet.loader import create_model, default_input_size, list_models
 from hrnet.models.complexity import model_complexity
 from hrnet.pose.demo import run_demo
 from hrnet.pretrained import add_pretrained_commands, format_pretrained_table, pretrained_table
+from hrnet.registry import names as task_names
+from hrnet.registry import spec_of_model, specs
 from hrnet.version import __version__
 
 
@@ -35,11 +36,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         by_task: dict[str, list[str]] = {}
         for name in names:
-            by_task.setdefault(registry.spec_of_model(name).name, []).append(name)
+            by_task.setdefault(spec_of_model(name).name, []).append(name)
         print(json.dumps(by_task, indent=1))
         return 0
     for name in names:
-        print(f"{registry.spec_of_model(name).name:5} {name}")
+        print(f"{spec_of_model(name).name:5} {name}")
     return 0
 
 
@@ -69,7 +70,7 @@ def build_parser(load_tasks: Sequence[str] | None = None) -> argparse.ArgumentPa
 
     p = sub.add_parser("list", help="list model names of every task")
     p.add_argument("filter", nargs="?", default=None, help="substring to filter names")
-    p.add_argument("--task", choices=registry.names(), default=None, help="only this task's models")
+    p.add_argument("--task", choices=task_names(), default=None, help="only this task's models")
     p.add_argument("--pretrained", action="store_true", help="the published weights (metric, input, licence, cached)")
     p.add_argument("--json", action="store_true", help="print JSON ({task: [names]}, or the rows with --pretrained)")
     p.set_defaults(func=_cmd_list)
@@ -90,7 +91,7 @@ def build_parser(load_tasks: Sequence[str] | None = None) -> argparse.ArgumentPa
     add_export_parser(sub)
     add_pretrained_commands(sub)
 
-    for spec in registry.specs():
+    for spec in specs():
         tp = sub.add_parser(spec.name, help=spec.help)
         if load_tasks is None or spec.name in load_tasks:
             spec.cli.load()(tp)
@@ -101,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hrnet`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # import a task's module (and its heavier dependencies) only when its verbs are used
-    wanted = [a for a in argv[:1] if a in registry.names()]
+    wanted = [a for a in argv[:1] if a in task_names()]
     args = build_parser(wanted).parse_args(argv)
     setup_logging()
     try:

@@ -30,14 +30,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from hrnet import atomic, registry
+from hrnet.atomic import atomic_path, write_bytes
 from hrnet.loader import load_model, model_from_card
 from hrnet.models.card import CARD_KEY, ModelCard, card_from_metadata, read_card
 from hrnet.models.fuse import fuse
 from hrnet.models.sources import looks_like_weights
 from hrnet.models.weights import load_weights
 from hrnet.pretrained import entry, is_zoo_name, resolve_weights
-from hrnet.registry import ExportSpec
+from hrnet.registry import ExportSpec, spec_of_model, specs
+from hrnet.registry import get as get_spec
 from hrnet.runtime import ONNX_OPSET, ort_session, quiet_exporter, relative_error, to_onnx
 
 FORMATS = ("onnx", "torchscript")
@@ -46,9 +47,9 @@ SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 
 def _export_spec(card: ModelCard, source: object) -> ExportSpec:
     """The task's export declaration; tasks without one (detection) are refused with one line."""
-    spec = registry.get(card.task).export
+    spec = get_spec(card.task).export
     if spec is None:
-        exportable = ", ".join(s.name for s in registry.specs() if s.export is not None)
+        exportable = ", ".join(s.name for s in specs() if s.export is not None)
         raise ValueError(f"{source}: export supports {exportable} models, not {card.task!r}")
     return spec
 
@@ -78,7 +79,7 @@ def load_source(
         model = load_model(text)
         card = model.card
     else:
-        spec = registry.spec_of_model(text)
+        spec = spec_of_model(text)
         path = resolve_weights(weights) if weights is not None else None
         carded = read_card(path) if path is not None else None
         if carded is not None:
@@ -168,11 +169,11 @@ def export(
         proto = to_onnx(
             module, example, dynamic_batch=dynamic_batch, opset=opset, output_names=names, metadata=metadata
         )
-        atomic.write_bytes(output, proto.SerializeToString())
+        write_bytes(output, proto.SerializeToString())
     else:
         with torch.no_grad(), quiet_exporter():
             traced = torch.jit.freeze(torch.jit.trace(module, example, check_trace=False))
-        with atomic.atomic_path(output) as tmp, quiet_exporter():
+        with atomic_path(output) as tmp, quiet_exporter():
             torch.jit.save(traced, str(tmp), _extra_files=metadata)
     summary: dict[str, Any] = {
         "path": str(output),

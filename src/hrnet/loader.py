@@ -13,15 +13,16 @@ from typing import Any
 
 from torch import nn
 
-from hrnet import registry
 from hrnet.models.card import ModelCard, read_card
 from hrnet.models.resolve import load_carded
 from hrnet.pretrained import entry, is_zoo_name, resolve_weights
+from hrnet.registry import get as get_spec
+from hrnet.registry import spec_of_model, specs
 
 
 def model_from_card(card: ModelCard) -> nn.Module:
     """The (unloaded) network of ``card``, built by its task (which checks the card first)."""
-    return registry.get(card.task).model_from_card.load()(card)
+    return get_spec(card.task).model_from_card.load()(card)
 
 
 def load_model(src: str | Path, task: str | None = None) -> nn.Module:
@@ -48,7 +49,7 @@ def create_model(name: str, pretrained: bool | str | Path = False, **kwargs: Any
     ``num_classes`` apply there). A zoo name (``pose_hrnet_w48.coco_384x288``, as ``name`` or as
     ``pretrained``) loads those weights; a file as ``pretrained`` is the task's training start.
     """
-    spec = registry.spec_of_model(name)
+    spec = spec_of_model(name)
     zoo = name if is_zoo_name(name) else pretrained if is_zoo_name(pretrained) else None
     if zoo is None and pretrained is True and spec.name != "cls":
         zoo = entry(name).name  # the default tag; one line naming the models with weights when it has none
@@ -69,14 +70,14 @@ def create_model(name: str, pretrained: bool | str | Path = False, **kwargs: Any
 
 def default_input_size(name: str) -> tuple[int, int]:
     """The (H, W) input of the paper's tables for a model name of any task."""
-    return tuple(registry.spec_of_model(name).default_input_size.load()(name))
+    return tuple(spec_of_model(name).default_input_size.load()(name))
 
 
 def list_models(filter: str | None = None, task: str | None = None) -> list[str]:
     """Every task's published configurations by name (any other width works too), task by task; only
     those of ``task`` and those containing ``filter`` when given."""
     out = []
-    for spec in registry.specs() if task is None else (registry.get(task),):
+    for spec in specs() if task is None else (get_spec(task),):
         names = spec.list_models.load()()
-        out += [n for n in names if registry.spec_of_model(n) is spec and (filter is None or filter in n)]
+        out += [n for n in names if spec_of_model(n) is spec and (filter is None or filter in n)]
     return out

@@ -46,7 +46,6 @@ import yaml
 from torch import nn
 from torchvision.models import detection
 
-from hrnet import registry
 from hrnet.models.card import ModelCard, read_card
 from hrnet.models.download import (
     ENV_OFFLINE,
@@ -61,6 +60,8 @@ from hrnet.models.download import (
 from hrnet.models.sources import HF_PREFIX, WEIGHT_SUFFIXES, as_url, looks_like_weights, resolve_source
 from hrnet.models.weights import load_weights, read_raw_state_dict, save_weights
 from hrnet.models.zoo import ALIASES
+from hrnet.registry import get as get_spec
+from hrnet.registry import spec_of_model
 
 log = logging.getLogger("hrnet")
 
@@ -214,13 +215,13 @@ class PretrainedEntry:
         detectors (not HRNet model names) are ``det``."""
         if self.layout == "torchvision":
             return "det"
-        return registry.spec_of_model(self.model).name
+        return spec_of_model(self.model).name
 
 
 def _model_from_card(card: ModelCard) -> nn.Module:
     """The (unloaded) network of ``card``, built by its task through the registry (what
     :func:`hrnet.loader.model_from_card` does; that module imports this one, so it is not used here)."""
-    return registry.get(card.task).model_from_card.load()(card)
+    return get_spec(card.task).model_from_card.load()(card)
 
 
 def build_torchvision_detector(arch: str, num_classes: int) -> nn.Module:
@@ -347,7 +348,7 @@ def list_entries(task: str | None = None, *, person_detectors: bool = False) -> 
     """Every entry of the HRNet zoo (of ``task`` when given), in table order; with ``person_detectors`` the
     torchvision person detectors too (task ``det``)."""
     if task is not None:
-        registry.get(task)  # an unknown task is one line listing the known ones
+        get_spec(task)  # an unknown task is one line listing the known ones
     table = _load_table()
     pool = table.every if person_detectors else table.entries
     return [e for e in pool if task is None or e.task == task]
@@ -434,7 +435,7 @@ def entry_card(item: PretrainedEntry) -> ModelCard:
     """The card an entry's weights get: the task's default card for the model, the data set's preset, then
     the entry's own settings; ``train`` records the weights' origin and published score (the digest
     measured at download is added by :func:`resolve_entry`)."""
-    spec = registry.get(item.task)
+    spec = get_spec(item.task)
     if spec.default_card is not None and item.layout != "torchvision":
         data = spec.default_card.load()(item.model, tuple(item.input_size)).to_dict()
     else:

@@ -17,9 +17,9 @@ from typing import Any
 
 from safetensors import safe_open
 
-from hrnet import registry
 from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
 from hrnet.models.sources import resolve_source
+from hrnet.registry import names as task_names
 from hrnet.version import __version__
 
 CARD_KEY = "hrnet.card"
@@ -50,8 +50,8 @@ class ModelCard:
     format: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
-        if self.task not in registry.names():
-            raise ValueError(f"model card: task must be one of {registry.names()}, got {self.task!r}")
+        if self.task not in task_names():
+            raise ValueError(f"model card: task must be one of {task_names()}, got {self.task!r}")
         if not isinstance(self.num_outputs, int) or self.num_outputs < 1:
             raise ValueError(f"model card: num_outputs must be a positive integer, got {self.num_outputs!r}")
         if len(self.labels) != self.num_outputs:

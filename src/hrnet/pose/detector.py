@@ -34,7 +34,6 @@ from torch import nn
 from torchvision.models import resnet
 from torchvision.models._utils import IntermediateLayerGetter
 
-from hrnet import registry
 from hrnet.engine.distributed import resolve_device
 from hrnet.io import as_rgb_array
 from hrnet.models.card import ModelCard, read_card
@@ -42,6 +41,7 @@ from hrnet.models.fuse import fold_bn, fuse
 from hrnet.models.weights import read_raw_state_dict
 from hrnet.pose.face_detector import FACE_DETECTOR, FaceDetector
 from hrnet.pretrained import build_torchvision_detector, resolve_weights, task_default, weights_info
+from hrnet.registry import provider
 
 log = logging.getLogger("hrnet")
 
@@ -209,7 +209,7 @@ class PersonDetector:
             # our carded detection weights: the detection task provides the detector through the registry's
             # person_detector interface; pose never imports it
             _person_label(card, weights)
-            factory = registry.provider("person_detector").load()
+            factory = provider("person_detector").load()
             self._provided = factory(path, device=self.device, score_thr=score_thr)
             return
         if card is not None:  # a torchvision detector of the zoo: the card names its architecture

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from hrnet import io
+from hrnet.io import IMAGENET_MEAN, IMAGENET_STD
 
 PIXEL_STD = 200.0  # scale unit of the official code
-IMAGENET_MEAN = np.array(io.IMAGENET_MEAN, dtype=np.float32)
-IMAGENET_STD = np.array(io.IMAGENET_STD, dtype=np.float32)
+IMAGENET_MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+IMAGENET_STD = np.array(IMAGENET_STD, dtype=np.float32)
 
 
 def box_to_center_scale(
