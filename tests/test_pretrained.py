@@ -29,7 +29,7 @@ from hrnet.pose.model import card_keypoint_set
 from hrnet.segmentation.labels import dataset_classes
 
 from .detection.test_det_checkpoints import W18_SMALL_V1, checkpoint_shapes, fill
-from .models.official_layout import official_pose, official_seg
+from .models.official_layout import official_pose, official_seg, random_state
 
 ENTRIES = pretrained.list_entries()
 HEX = re.compile(r"[0-9a-f]{8,64}")
@@ -283,15 +283,7 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mirror]:
 def _official_pose_file(path: Path, width: int = 8) -> dict[str, torch.Tensor]:
     """A checkpoint in the official pose_hrnet layout: key names and shapes from the official repository's
     naming (tests/models/official_layout.py), values random."""
-    g = torch.Generator().manual_seed(3)
-    state = {}
-    for key, shape in official_pose(width).items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(5)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            state[key] = torch.randn(shape, generator=g) * 0.1
+    state = random_state(official_pose(width), seed=3, scale=0.1, batches=5)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return state

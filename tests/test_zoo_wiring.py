@@ -44,7 +44,7 @@ from hrnet.pose import PoseEstimator
 from hrnet.pose.detector import PersonDetector
 from hrnet.segmentation import Segmenter
 
-from .models.official_layout import official_pose
+from .models.official_layout import official_pose, random_state
 
 PHOTO = "coco_kpt_sample/images/000000196141.jpg"
 PHOTO2 = "coco_kpt_sample/images/000000000785.jpg"
@@ -306,15 +306,7 @@ def test_url_with_sha256_and_hub_name(zoo, server, shared_data, tmp_path, monkey
 def test_export_a_name_with_an_uncarded_official_file(zoo, tmp_path, capsys):
     """``hrnet export NAME --weights FILE``: an official-layout pose file (key names and shapes of the official
     repository, tests/models/official_layout.py) exported with the task's default card of that name."""
-    g = torch.Generator().manual_seed(3)
-    state = {}
-    for k, s in official_pose(8).items():
-        if k.endswith("num_batches_tracked"):
-            state[k] = torch.tensor(5)
-        elif k.endswith("running_var"):
-            state[k] = torch.rand(s, generator=g) + 0.5
-        else:
-            state[k] = torch.randn(s, generator=g) * 0.1
+    state = random_state(official_pose(8), seed=3, scale=0.1, batches=5)
     torch.save(state, tmp_path / "official.pth")
     onnx_file = tmp_path / "w8.onnx"
     argv = ["export", "pose_hrnet_w8", "--weights", str(tmp_path / "official.pth"), "-o", str(onnx_file), "--json"]

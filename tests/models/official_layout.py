@@ -7,6 +7,8 @@ repositories' naming of the same layers.
 
 from __future__ import annotations
 
+import torch
+
 
 def _bn(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
     return {
@@ -93,3 +95,21 @@ def official_seg(C: int, classes: int = 19) -> dict[str, tuple[int, ...]]:
         "last_layer.3.weight": (classes, c, 1, 1),
         "last_layer.3.bias": (classes,),
     }
+
+
+def random_state(
+    shapes: dict[str, tuple[int, ...]], seed: int = 1, scale: float = 0.05, batches: int = 7
+) -> dict[str, torch.Tensor]:
+    """Random tensors of ``shapes`` for a file written in an upstream layout: BN variances in [0.5, 1.5)
+    (no division blow-up), small weights (activations stay finite through the deep stack), and the
+    ``num_batches_tracked`` counters a trained file has."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            out[key] = torch.tensor(batches)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            out[key] = torch.randn(shape, generator=g) * scale
+    return out

@@ -8,7 +8,7 @@ import torch
 import hrnet
 from hrnet.models.weights import LoadResult
 
-from .official_layout import official_pose, official_seg
+from .official_layout import official_pose, official_seg, random_state
 
 timm = pytest.importorskip("timm")
 
@@ -38,19 +38,6 @@ def test_timm_state_dict_loads_strictly_and_logits_agree(name):
     assert diff < 1e-5
 
 
-def _random_state(shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    out = {}
-    for k, s in shapes.items():
-        if k.endswith("num_batches_tracked"):
-            out[k] = torch.tensor(7)
-        elif k.endswith("running_var"):
-            out[k] = torch.rand(s, generator=g) + 0.5
-        else:
-            out[k] = torch.randn(s, generator=g) * 0.05
-    return out
-
-
 @pytest.mark.parametrize(
     ("name", "layout"), [("pose_hrnet_w32", official_pose(32)), ("seg_hrnet_w48", official_seg(48))]
 )
@@ -60,7 +47,7 @@ def test_state_dict_keys_equal_official_layout(name, layout):
 
 
 def test_official_pose_file_loads_strictly(tmp_path):
-    state = _random_state(official_pose(32))
+    state = random_state(official_pose(32))
     path = tmp_path / "pose_hrnet_w32_256x192.pth"
     torch.save(state, path)
     model = hrnet.create_model("pose_hrnet_w32")
@@ -73,7 +60,7 @@ def test_official_pose_file_loads_strictly(tmp_path):
 def test_official_seg_file_with_model_prefix_and_loss_weight(tmp_path):
     """Official segmentation files: keys under ``model.``, a ``loss.criterion.weight``, no num_batches_tracked."""
     state = {
-        f"model.{k}": v for k, v in _random_state(official_seg(18)).items() if not k.endswith("num_batches_tracked")
+        f"model.{k}": v for k, v in random_state(official_seg(18)).items() if not k.endswith("num_batches_tracked")
     }
     state["loss.criterion.weight"] = torch.ones(19)
     path = tmp_path / "hrnet_w18_cityscapes.pth"

@@ -14,7 +14,7 @@ import hrnet
 from hrnet import pretrained
 from hrnet.models.weights import load_weights
 
-from ..models.official_layout import _bn, official_backbone
+from ..models.official_layout import _bn, official_backbone, random_state
 from ..test_pretrained import mirror  # noqa: F401 - the loopback zoo mirror fixture
 
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -32,19 +32,6 @@ def official_landmark(width: int, landmarks: int) -> dict[str, tuple[int, ...]]:
         "head.3.weight": (landmarks, c, 1, 1),
         "head.3.bias": (landmarks,),
     }
-
-
-def _random_state(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, shape in shapes.items():
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(7)
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            out[key] = torch.randn(shape, generator=g) * 0.05
-    return out
 
 
 def _mmpose0(official: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -106,7 +93,7 @@ def test_any_width_and_the_heatmap_size():
 
 @pytest.mark.parametrize("layout", ["official", "mmpose0", "mmpose1"])
 def test_each_published_layout_loads_strictly(tmp_path, layout):
-    official = _random_state(official_landmark(8, 98), seed=4)
+    official = random_state(official_landmark(8, 98), seed=4)
     state = {"official": official, "mmpose0": _mmpose0(official), "mmpose1": _mmpose1(official)}[layout]
     file = tmp_path / f"{layout}.pth"
     torch.save({"state_dict": state, "meta": {"epoch": 60}}, file)
@@ -119,7 +106,7 @@ def test_each_published_layout_loads_strictly(tmp_path, layout):
 
 def test_a_landmark_head_of_another_size_is_named(tmp_path):
     file = tmp_path / "wflw.pth"
-    torch.save(_random_state(official_landmark(8, 98), seed=5), file)
+    torch.save(random_state(official_landmark(8, 98), seed=5), file)
     with pytest.raises(ValueError, match="98 keypoints but the model has 68"):
         load_weights(hrnet.create_model("pose_hrnetv2_w8", num_joints=68), file)
 
@@ -134,7 +121,7 @@ def test_official_layout_is_recognised():
 
 def test_zoo_converts_an_mmpose_face_file_by_key_name(mirror):  # noqa: F811
     """The WFLW entry's converter on a file in mmpose 0.x's HRNetV2 layout (width 8 to stay small)."""
-    official = _random_state(official_landmark(8, 98), seed=6)
+    official = random_state(official_landmark(8, 98), seed=6)
     file = mirror.root / "zoo/hrnetv2_face.pth"
     file.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"meta": {"epoch": 60}, "state_dict": _mmpose0(official)}, file)

@@ -422,6 +422,18 @@ class PoseEstimator:
         results = stream_results(frames, size, run)
         return results if stream else list(results)
 
+    def _frames_detector(
+        self, frames: list[Frame], boxes: Sequence[Any] | None, detector: Detector | None
+    ) -> Callable[[np.ndarray], Any] | None:
+        """The checks :meth:`predict_frames` and :meth:`track_frames` share (a frame that could not be read,
+        one box list per frame), then the detector a call names, as a callable (None: the estimator's)."""
+        bad = next((f for f in frames if f.error), None)
+        if bad is not None:
+            raise ValueError(bad.error)
+        if boxes is not None and len(boxes) != len(frames):
+            raise ValueError(f"{len(boxes)} box lists for {len(frames)} images")
+        return as_person_detector(detector, self.device)
+
     def predict_frames(
         self,
         frames: list[Frame],
@@ -431,12 +443,7 @@ class PoseEstimator:
         skip_bad: bool = False,
     ) -> list[PoseResult]:
         """:meth:`predict` on frames already read (what ``hrnet pose predict`` feeds)."""
-        bad = next((f for f in frames if f.error), None)
-        if bad is not None:
-            raise ValueError(bad.error)
-        if boxes is not None and len(boxes) != len(frames):
-            raise ValueError(f"{len(boxes)} box lists for {len(frames)} images")
-        detector = as_person_detector(detector, self.device)
+        detector = self._frames_detector(frames, boxes, detector)
         per_image = []
         for n, f in enumerate(frames):
             assert f.image is not None
@@ -485,12 +492,7 @@ class PoseEstimator:
         skip_bad: bool = False,
     ) -> list[PoseResult]:
         """:meth:`track` on frames already read, continuing ``tracker`` (what ``hrnet pose track`` feeds)."""
-        bad = next((f for f in frames if f.error), None)
-        if bad is not None:
-            raise ValueError(bad.error)
-        if boxes is not None and len(boxes) != len(frames):
-            raise ValueError(f"{len(boxes)} box lists for {len(frames)} images")
-        detector = as_person_detector(detector, self.device)
+        detector = self._frames_detector(frames, boxes, detector)
         finds_people = detector is not None or self.detector is not None
         out: list[PoseResult] = []
         for n, f in enumerate(frames):
